@@ -1,0 +1,193 @@
+"""The loss terms of PGA and its baselines, as pure functions of models, data and noise.
+
+Every random number comes in through `noise` (see `draw_noise`), so a loss is a
+deterministic function of its arguments. Names follow the original code's flags:
+`img_rec`, `zn_rec`, `zh_rec`, `nll_enc`, `nll_dec`, `vrec`, `vkld`. MSE terms are means over
+all elements, as `tf.losses.mean_squared_error` is in the original.
+
+Notation: f is the encoder (φ), g the decoder (θ), h = f∘g, sg the stop-gradient.
+"""
+import dataclasses
+import math
+
+import tensorflow as tf
+
+# Radius of the LPGA perturbation, relative to sqrt(z_dim) (original: 1e-2 * z_dim ** 0.5).
+LPGA_EPSILON = 1e-2
+# Floor added to sigma for the LVPGA perturbation (original: exp(0.5 log σ²) + 1e-2).
+LVPGA_SIGMA_FLOOR = 1e-2
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """Coefficients by the original code's flag names (paper symbols in brackets)."""
+    zn_rec: float = 0.0  # [α] latent reconstruction for z ~ N(0, I)
+    zh_rec: float = 0.0  # [β] latent reconstruction for z ~ H, the encoded data
+    nll: float = 0.0  # [γ] maximum-likelihood terms (LPGA, LVPGA)
+    vrec: float = 0.0  # VPGA's latent "reconstruction" term
+    vkld: float = 0.0  # KL(q(z|x) || N(0, I)); the VAE's KL weight too
+
+    def scaled(self, factor):
+        """All coefficients times `factor` (a float or a scalar tensor)."""
+        return LossWeights(**{k: v * factor for k, v in dataclasses.asdict(self).items()})
+
+
+def draw_noise(generator, batch_size, z_dim):
+    """Draws every random tensor a loss needs from `generator` (a tf.random.Generator).
+
+    Returns:
+      dict of float32 [batch_size, z_dim] standard normal tensors: `z_prior` (samples of the
+      prior), `eps` (reparameterisation noise) and `delta` (log-determinant direction).
+    """
+    shape = [batch_size, z_dim]
+    return {name: generator.normal(shape) for name in ('z_prior', 'eps', 'delta')}
+
+
+def mse(a, b):
+    """Mean over all elements of (a - b)², the original's `mean_squared_error`."""
+    return tf.reduce_mean(tf.square(a - b))
+
+
+def nll_enc(z):
+    """-mean log N(z; 0, I) / z_dim, with the normaliser constant (LPGA eq. 5)."""
+    z_dim = z.shape[-1]
+    log_prob = -0.5 * tf.reduce_sum(tf.square(z), -1) - 0.5 * z_dim * math.log(2 * math.pi)
+    return -tf.reduce_mean(log_prob) / z_dim
+
+
+def log_det_estimate(h, z, d, epsilon):
+    """Stochastic estimate of log|det J_h(z)| / z_dim, mean over the batch (LPGA eq. 6-7).
+
+    (z_dim / 2) log(||h(z + d) - h(z)||² / ε²) / z_dim for each row, with d a perturbation of
+    norm ε. `epsilon` is a scalar or a [B, 1] column.
+    """
+    z_dim = z.shape[-1]
+    diff = (h(z + d) - h(z)) / epsilon
+    return tf.reduce_mean(z_dim / 2 * tf.math.log(tf.reduce_sum(tf.square(diff), -1))) / z_dim
+
+
+def vkld(z_mu, z_log_sigma_sq):
+    """KL(N(μ, σ²) || N(0, I)) as -mean(0.5(1 + log σ² - μ² - σ²)), mean over elements."""
+    return -tf.reduce_mean(0.5 * (1 + z_log_sigma_sq - tf.square(z_mu) - tf.exp(z_log_sigma_sq)))
+
+
+def _encode(encoder, x, training):
+    """Returns (z_mu, z_log_sigma_sq or None)."""
+    out = encoder(x, training=training)
+    return (out[0], out[1]) if isinstance(out, (list, tuple)) else (out, None)
+
+
+def _h(encoder, decoder, training):
+    """h = f∘g, the latent reconstruction map."""
+    return lambda z: _encode(encoder, decoder(z, training=training), training)[0]
+
+
+def _h_prime(encoder, decoder, training):
+    """h' = f∘g where f's weights get no gradient, but gradient flows through f's input.
+
+    The original's trick: f(u) - (f(sg(u)) - sg(f(u))) has f(u)'s value, and its gradient with
+    respect to f's weights cancels, while the gradient with respect to u is kept.
+    """
+    def h_prime(z):
+        u = decoder(z, training=training)
+        z_rec = _encode(encoder, u, training)[0]
+        return z_rec - (_encode(encoder, tf.stop_gradient(u), training)[0] - tf.stop_gradient(z_rec))
+    return h_prime
+
+
+def _latent_terms(h, z_mu, noise):
+    """zn_rec (eq. 2) and zh_rec (eq. 3), shared by every PGA method."""
+    z_prior, z_data = noise['z_prior'], tf.stop_gradient(z_mu)
+    return {'zn_rec': mse(z_prior, h(z_prior)), 'zh_rec': mse(z_data, h(z_data))}
+
+
+def _lpga(encoder, decoder, x, noise, w, training):
+    """LPGA, paper eqs. 1-3, 5-7."""
+    z = _encode(encoder, x, training)[0]
+    h = _h(encoder, decoder, training)
+    t = {'img_rec': mse(x, decoder(z, training=training)), **_latent_terms(h, z, noise)}
+    t['nll_enc'] = nll_enc(z)
+    # d on the hypersphere of radius ε = 1e-2 sqrt(z_dim) around sg(f(x)).
+    epsilon = LPGA_EPSILON * math.sqrt(z.shape[-1])
+    d = tf.math.l2_normalize(noise['delta'], -1) * epsilon
+    t['nll_dec'] = log_det_estimate(h, tf.stop_gradient(z), d, epsilon)
+    enc = t['img_rec'] + w.zn_rec * t['zn_rec'] + w.zh_rec * t['zh_rec'] + w.nll * t['nll_enc']
+    dec = t['img_rec'] + w.nll * t['nll_dec']
+    return enc, dec, t
+
+
+def _variational_terms(encoder, decoder, x, noise, training):
+    """What VPGA and LVPGA share: img_rec from z_mu, zn_rec, zh_rec, vkld, and h'."""
+    z_mu, z_log_sigma_sq = _encode(encoder, x, training)
+    h = _h(encoder, decoder, training)
+    t = {'img_rec': mse(x, decoder(z_mu, training=training)), **_latent_terms(h, z_mu, noise)}
+    t['vkld'] = vkld(z_mu, z_log_sigma_sq)
+    return z_mu, tf.exp(0.5 * z_log_sigma_sq), t, _h_prime(encoder, decoder, training)
+
+
+def _vpga(encoder, decoder, x, noise, w, training):
+    """VPGA, paper eqs. 9-11, as the original code computes them."""
+    z_mu, sigma, t, h_prime = _variational_terms(encoder, decoder, x, noise, training)
+    z = tf.stop_gradient(z_mu)
+    # Per-dimension scale of z_mu over the batch, so vrec does not shrink with the latent.
+    n = tf.stop_gradient(tf.sqrt(tf.reduce_mean(tf.square(z_mu), 0)))
+    t['vrec'] = mse(h_prime(z) / n, h_prime(z + sigma * noise['eps']) / n)
+    enc = (t['img_rec'] + w.zn_rec * t['zn_rec'] + w.zh_rec * t['zh_rec']
+           + w.vrec * t['vrec'] + w.vkld * t['vkld'])
+    return enc, t['img_rec'] + w.vrec * t['vrec'], t
+
+
+def _lvpga(encoder, decoder, x, noise, w, training):
+    """LVPGA, the original code's combination: VPGA with a log-determinant vrec."""
+    z_mu, sigma, t, h_prime = _variational_terms(encoder, decoder, x, noise, training)
+    d = noise['delta'] * (sigma + LVPGA_SIGMA_FLOOR)  # σ keeps its gradient
+    epsilon = tf.stop_gradient(tf.norm(d, axis=-1, keepdims=True))
+    t['vrec'] = log_det_estimate(h_prime, tf.stop_gradient(z_mu), d, epsilon)
+    t['nll_enc'] = nll_enc(z_mu)
+    enc = (t['img_rec'] + w.zn_rec * t['zn_rec'] + w.zh_rec * t['zh_rec']
+           + w.vrec * t['vrec'] + w.vkld * t['vkld'] + w.nll * t['nll_enc'])
+    return enc, t['img_rec'] + w.vrec * t['vrec'], t
+
+
+def _vae(encoder, decoder, x, noise, w, training):
+    """VAE baseline: mse(x, g(μ + σ·eps)) + vkld · KL; one loss for both networks."""
+    z_mu, z_log_sigma_sq = _encode(encoder, x, training)
+    z = z_mu + tf.exp(0.5 * z_log_sigma_sq) * noise['eps']
+    t = {'img_rec': mse(x, decoder(z, training=training)), 'vkld': vkld(z_mu, z_log_sigma_sq)}
+    loss = t['img_rec'] + w.vkld * t['vkld']
+    return loss, loss, t
+
+
+def _ae(encoder, decoder, x, noise, w, training):
+    """Plain autoencoder: mse(x, g(f(x)))."""
+    del noise, w  # the same signature as the other methods
+    z = _encode(encoder, x, training)[0]
+    t = {'img_rec': mse(x, decoder(z, training=training))}
+    return t['img_rec'], t['img_rec'], t
+
+
+METHODS = {'lpga': _lpga, 'vpga': _vpga, 'lvpga': _lvpga, 'vae': _vae, 'ae': _ae}
+# Methods whose encoder returns (z_mu, z_log_sigma_sq).
+VARIATIONAL = frozenset({'vpga', 'lvpga', 'vae'})
+
+
+def compute_losses(method, encoder, decoder, x, noise, hparams, training=True):
+    """Computes the encoder's and the decoder's losses of one method.
+
+    Args:
+      method: a key of `METHODS`.
+      encoder, decoder: from `models.build_models` (variational for `VARIATIONAL` methods).
+      x: float32 [B, H, W, C] images in [-1, 1].
+      noise: dict from `draw_noise` (`z_prior`, `eps`, `delta`, each [B, z_dim]).
+      hparams: `LossWeights`, or a mapping with some of its field names.
+      training: the mode of batch norm in every pass (the original trains in every pass).
+
+    Returns:
+      (enc_loss, dec_loss, terms): scalar losses for φ and θ, and a dict of every scalar term
+      the method uses, by name.
+    """
+    if method not in METHODS:
+        raise ValueError(f'unknown method {method!r}; choose one of {sorted(METHODS)}')
+    if not isinstance(hparams, LossWeights):
+        hparams = LossWeights(**hparams)
+    return METHODS[method](encoder, decoder, x, noise, hparams, training)

@@ -1,0 +1,172 @@
+"""Encoder f (φ) and decoder g (θ) of the original PGA code, as Keras functional models.
+
+Images are channels-last float32 in [-1, 1]; decoders end in tanh. The encoder returns
+`z_mu`, or `[z_mu, z_log_sigma_sq]` when variational. Layers marked (+BN) in the original
+use batch normalisation only when `use_bn` is set.
+"""
+import math
+
+import keras
+from keras import layers
+
+# Side of the square images each architecture reads and writes.
+IMAGE_SIZE = {'conv_mnist': 28, 'conv_32': 32, 'resnet_32': 32, 'conv_64': 64}
+
+# slim.batch_norm's defaults in the original code (decay 0.999, epsilon 1e-3, scale=True).
+_BN_MOMENTUM = 0.999
+_BN_EPSILON = 1e-3
+# The log-variance head starts at sigma = 0.1, as in the original.
+_LOG_SIGMA_SQ_INIT = 2.0 * math.log(0.1)
+
+
+def _norm_act(y, use_bn, activation):
+    """Optional batch norm, then the activation ('lrelu', 'relu' or None)."""
+    if use_bn:
+        y = layers.BatchNormalization(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON)(y)
+    if activation == 'lrelu':
+        return layers.LeakyReLU(negative_slope=0.2)(y)
+    if activation == 'relu':
+        return layers.ReLU()(y)
+    return y
+
+
+def _conv(y, filters, use_bn=False, activation='lrelu'):
+    # slim drops the bias when a normaliser follows; so do we.
+    y = layers.Conv2D(filters, 5, strides=2, padding='same', use_bias=not use_bn)(y)
+    return _norm_act(y, use_bn, activation)
+
+
+def _deconv(y, filters, use_bn=False, activation='relu'):
+    y = layers.Conv2DTranspose(filters, 5, strides=2, padding='same', use_bias=not use_bn)(y)
+    return _norm_act(y, use_bn, activation)
+
+
+def _dense(y, units, use_bn=False, activation=None):
+    y = layers.Dense(units, use_bias=not use_bn)(layers.Flatten()(y) if len(y.shape) > 2 else y)
+    return _norm_act(y, use_bn, activation)
+
+
+def _to_image(y):
+    # float32 output so that losses stay float32 under a mixed-precision policy.
+    return layers.Activation('tanh', dtype='float32', name='image')(y)
+
+
+def _conv_mnist(x, z, dim, channels, use_bn):
+    """28x28: the original `conv_mnist` (dim 64)."""
+    y = _conv(x, dim)
+    y = _conv(y, dim * 2, use_bn)
+    h = _dense(y, 1024, use_bn, 'lrelu')
+    y = _dense(z, 1024, activation='relu')
+    y = _dense(y, 7 * 7 * dim * 2, use_bn, 'relu')
+    y = layers.Reshape((7, 7, dim * 2))(y)
+    y = _deconv(y, dim)
+    return h, _to_image(_deconv(y, channels, activation=None))
+
+
+def _conv_32(x, z, dim, channels, use_bn):
+    """32x32: the original `conv_32` (dim 64)."""
+    y = _conv(x, dim)
+    y = _conv(y, dim * 2, use_bn)
+    h = _conv(y, dim * 4, use_bn)
+    y = _dense(z, 4 * 4 * dim * 4, activation='relu')
+    y = layers.Reshape((4, 4, dim * 4))(y)
+    y = _deconv(y, dim * 2, use_bn)
+    y = _deconv(y, dim)
+    return h, _to_image(_deconv(y, channels, activation=None))
+
+
+def _conv_64(x, z, dim, channels, use_bn):
+    """64x64: the original `conv_64`, a DCGAN at half width (dim 64)."""
+    y = _conv(x, dim)
+    y = _conv(y, dim * 2)
+    y = _conv(y, dim * 4, use_bn)
+    h = _conv(y, dim * 8, use_bn)
+    y = _dense(z, 4 * 4 * dim * 8, activation='relu')
+    y = layers.Reshape((4, 4, dim * 8))(y)
+    y = _deconv(y, dim * 4, use_bn)
+    y = _deconv(y, dim * 2, use_bn)
+    y = _deconv(y, dim)
+    return h, _to_image(_deconv(y, channels, activation=None))
+
+
+def _res_block(x, channels, scale=None, use_bn=False, first=False):
+    """Pre-activation residual block: 3x3 convs, 1x1 skip projection, 2x pooling/unpooling."""
+    skip, res = x, x
+    if not first:
+        res = _norm_act(res, use_bn, 'relu')
+    if scale == 'up':
+        skip, res = layers.UpSampling2D()(skip), layers.UpSampling2D()(res)
+    if scale or x.shape[-1] != channels:
+        skip = layers.Conv2D(channels, 1)(skip)
+    res = layers.Conv2D(channels, 3, padding='same', use_bias=not use_bn)(res)
+    res = _norm_act(res, use_bn, 'relu')
+    res = layers.Conv2D(channels, 3, padding='same')(res)
+    y = layers.Add()([skip, res])
+    return layers.AveragePooling2D(2)(y) if scale == 'down' else y
+
+
+def _resnet_32(x, z, dim, channels, use_bn):
+    """32x32: the original `resnet_32` (dim 512)."""
+    y = _res_block(x, dim, 'down', use_bn, first=True)
+    y = _res_block(y, dim, 'down', use_bn)
+    y = _res_block(y, dim, None, use_bn)
+    h = layers.ReLU()(_res_block(y, dim, None, use_bn))
+    y = _dense(z, 4 * 4 * dim * 4)
+    y = layers.Reshape((4, 4, dim * 4))(y)
+    for _ in range(3):
+        y = _res_block(y, dim, 'up', use_bn)
+    y = layers.Conv2D(channels, 3, padding='same')(layers.ReLU()(y))
+    return h, _to_image(y)
+
+
+# name -> (builder, base width of the original code)
+ARCHITECTURES = {
+    'conv_mnist': (_conv_mnist, 64),
+    'conv_32': (_conv_32, 64),
+    'resnet_32': (_resnet_32, 512),
+    'conv_64': (_conv_64, 64),
+}
+
+
+def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1.0):
+    """Builds the encoder f and the decoder g of one architecture.
+
+    Args:
+      arch: a key of `ARCHITECTURES`.
+      z_dim: latent dimension.
+      channels: image channels (1 or 3).
+      variational: if True the encoder also returns `z_log_sigma_sq`, whose bias starts at
+        2 log 0.1.
+      use_bn: batch normalisation in the layers the original marks (+BN).
+      width: multiplier of the original base width (64, or 512 for resnet_32).
+
+    Returns:
+      (encoder, decoder): `keras.Model`s named "encoder" ([B, S, S, C] -> [B, z_dim], or a
+      list of two such tensors) and "decoder" ([B, z_dim] -> [B, S, S, C] in [-1, 1]),
+      where S = IMAGE_SIZE[arch].
+
+    Raises:
+      ValueError: for an unknown architecture or non-positive sizes.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f'unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}')
+    if z_dim < 1 or channels < 1 or width <= 0:
+        raise ValueError('z_dim, channels and width must be positive')
+    builder, base = ARCHITECTURES[arch]
+    dim = max(1, int(round(base * width)))
+    size = IMAGE_SIZE[arch]
+    x = keras.Input((size, size, channels), name='x')
+    z = keras.Input((z_dim,), name='z')
+    h, image = builder(x, z, dim, channels, use_bn)
+
+    h = layers.Flatten()(h) if len(h.shape) > 2 else h
+    z_mu = layers.Dense(z_dim, dtype='float32', name='z_mu')(h)
+    outputs = z_mu
+    if variational:
+        z_log_sigma_sq = layers.Dense(
+            z_dim, dtype='float32', name='z_log_sigma_sq',
+            bias_initializer=keras.initializers.Constant(_LOG_SIGMA_SQ_INIT))(h)
+        outputs = [z_mu, z_log_sigma_sq]
+    encoder = keras.Model(x, outputs, name='encoder')
+    decoder = keras.Model(z, image, name='decoder')
+    return encoder, decoder

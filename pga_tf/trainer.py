@@ -1,0 +1,105 @@
+"""The training step: separate gradients of the encoder's loss (φ) and the decoder's loss (θ).
+
+`Trainer` owns the two networks, one optimiser for each, the step counter, the random
+generator that draws every training noise, and their checkpoint.
+"""
+import tensorflow as tf
+import keras
+
+from pga_tf import losses
+
+OPTIMIZERS = ('sgd', 'adam')
+
+
+def make_optimizer(name, learning_rate, momentum=0.9):
+    """SGD with momentum (the paper's optimiser) or Adam."""
+    if name == 'sgd':
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
+    if name == 'adam':
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+    raise ValueError(f'unknown optimizer {name!r}; choose one of {OPTIMIZERS}')
+
+
+def default_jit_compile():
+    """XLA only where a GPU is present: on CPU it measured ~15 % slower (NOTES.md §3)."""
+    return bool(tf.config.list_physical_devices('GPU'))
+
+
+class Trainer:
+    """Trains one PGA method with a custom two-gradient step.
+
+    Args:
+      method: a key of `losses.METHODS`.
+      encoder, decoder: from `models.build_models`.
+      weights: `losses.LossWeights` (or a mapping of its fields).
+      learning_rate: of both optimisers.
+      optimizer: 'sgd' (momentum 0.9) or 'adam'.
+      init_steps: every coefficient in `weights` is 0 for the first `init_steps` steps, as in
+        the original LPGA/LVPGA code; only the reconstruction terms train meanwhile.
+      seed: seed of the generator of the training noise.
+      jit_compile: compile the step with XLA; None picks `default_jit_compile()`.
+      checkpoint_dir: where `save` and `restore` keep checkpoints (None: no checkpoints).
+      max_to_keep: checkpoints kept in `checkpoint_dir`.
+    """
+
+    def __init__(self, method, encoder, decoder, weights, learning_rate, optimizer='sgd',
+                 init_steps=0, seed=0, jit_compile=None, checkpoint_dir=None, max_to_keep=3):
+        if method not in losses.METHODS:
+            raise ValueError(f'unknown method {method!r}; choose one of {sorted(losses.METHODS)}')
+        self.method = method
+        self.encoder, self.decoder = encoder, decoder
+        self.weights = weights if isinstance(weights, losses.LossWeights) else losses.LossWeights(**weights)
+        self.init_steps = init_steps
+        self.z_dim = decoder.input_shape[-1]
+        # One optimiser per network: a Keras 3 optimiser is bound to one variable list.
+        self.opt_enc = make_optimizer(optimizer, learning_rate)
+        self.opt_dec = make_optimizer(optimizer, learning_rate)
+        # Built up front, so that a checkpoint restores into existing slots.
+        self.opt_enc.build(encoder.trainable_variables)
+        self.opt_dec.build(decoder.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        self.generator = tf.random.Generator.from_seed(seed)
+        self.jit_compile = default_jit_compile() if jit_compile is None else jit_compile
+        # Noise is drawn outside the XLA cluster: XLA's random numbers differ from TF's, and
+        # drawing them here keeps XLA on and off on the same noise for the same seed.
+        self.update = tf.function(self._update, jit_compile=self.jit_compile)
+        self.train_step = tf.function(self._train_step)
+
+        self.checkpoint = tf.train.Checkpoint(
+            encoder=encoder, decoder=decoder, opt_enc=self.opt_enc, opt_dec=self.opt_dec,
+            step=self.step, generator=self.generator)
+        self.manager = (tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep)
+                        if checkpoint_dir else None)
+
+    def _train_step(self, x):
+        """One update of φ and θ on a batch x [B, H, W, C]; returns the scalars by name."""
+        return self.update(x, losses.draw_noise(self.generator, tf.shape(x)[0], self.z_dim))
+
+    def _update(self, x, noise):
+        """The update of `_train_step` for given noise (a `losses.draw_noise` dict)."""
+        # The original's warm-up: auxiliary coefficients are 0 before init_steps.
+        gate = tf.cast(self.step >= self.init_steps, tf.float32)
+        with tf.GradientTape(persistent=True) as tape:
+            enc_loss, dec_loss, terms = losses.compute_losses(
+                self.method, self.encoder, self.decoder, x, noise, self.weights.scaled(gate))
+        # ∂enc_loss/∂φ and ∂dec_loss/∂θ only: neither loss moves the other network.
+        enc_vars = self.encoder.trainable_variables
+        dec_vars = self.decoder.trainable_variables
+        enc_grads = tape.gradient(enc_loss, enc_vars)
+        dec_grads = tape.gradient(dec_loss, dec_vars)
+        del tape
+        self.opt_enc.apply(enc_grads, enc_vars)
+        self.opt_dec.apply(dec_grads, dec_vars)
+        self.step.assign_add(1)
+        return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms}
+
+    def save(self):
+        """Writes a checkpoint numbered by the step; returns its path."""
+        return self.manager.save(checkpoint_number=self.step)
+
+    def restore(self, path=None):
+        """Restores `path`, or the latest checkpoint; returns the path, or None for a fresh start."""
+        path = path or (self.manager.latest_checkpoint if self.manager else None)
+        if path:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        return path

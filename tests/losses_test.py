@@ -1,0 +1,156 @@
+"""Each loss term against an independent NumPy computation of the formula."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pga_tf import losses
+import tiny_models as tm
+
+WEIGHTS = losses.LossWeights(zn_rec=0.3, zh_rec=0.2, nll=0.05, vrec=0.7, vkld=0.11)
+
+
+def np_mse(a, b):
+    return np.mean((a - b) ** 2)
+
+
+def np_log_det(w, z, d, eps):
+    """Mean over rows of (n/2) log(||h(z + d) - h(z)||² / ε²) / n."""
+    n = z.shape[1]
+    sq = np.sum(((tm.np_h(w, z + d) - tm.np_h(w, z)) / eps) ** 2, 1)
+    return np.mean(n / 2 * np.log(sq)) / n
+
+
+def np_nll_enc(z):
+    n = z.shape[1]
+    log_prob = -0.5 * np.sum(z ** 2, 1) - n / 2 * np.log(2 * np.pi)
+    return -np.mean(log_prob) / n
+
+
+def np_vkld(mu, ls):
+    return -np.mean(0.5 * (1 + ls - mu ** 2 - np.exp(ls)))
+
+
+def expected(method, w, x, noise):
+    """(enc_loss, dec_loss, terms) written out from the paper/original formulas."""
+    x, noise = x.astype(np.float64), {k: v.astype(np.float64) for k, v in noise.items()}
+    w = {k: v.astype(np.float64) for k, v in w.items()}
+    a = WEIGHTS
+    mu, ls = tm.np_encode(w, x)
+    sigma, n = np.exp(0.5 * ls), mu.shape[1]
+    t = {}
+    if method in ('vae',):
+        t['img_rec'] = np_mse(x, tm.np_decode(w, mu + sigma * noise['eps']))
+    else:
+        t['img_rec'] = np_mse(x, tm.np_decode(w, mu))
+    if method in ('lpga', 'vpga', 'lvpga'):
+        t['zn_rec'] = np_mse(noise['z_prior'], tm.np_h(w, noise['z_prior']))
+        t['zh_rec'] = np_mse(mu, tm.np_h(w, mu))
+    if method in ('vpga', 'lvpga', 'vae'):
+        t['vkld'] = np_vkld(mu, ls)
+    if method in ('lpga', 'lvpga'):
+        t['nll_enc'] = np_nll_enc(mu)
+    if method == 'lpga':
+        eps = 1e-2 * np.sqrt(n)
+        d = noise['delta'] / np.linalg.norm(noise['delta'], axis=1, keepdims=True) * eps
+        t['nll_dec'] = np_log_det(w, mu, d, eps)
+        enc = t['img_rec'] + a.zn_rec * t['zn_rec'] + a.zh_rec * t['zh_rec'] + a.nll * t['nll_enc']
+        dec = t['img_rec'] + a.nll * t['nll_dec']
+    elif method == 'vpga':
+        norm = np.sqrt(np.mean(mu ** 2, 0))
+        t['vrec'] = np_mse(tm.np_h(w, mu) / norm, tm.np_h(w, mu + sigma * noise['eps']) / norm)
+        enc = (t['img_rec'] + a.zn_rec * t['zn_rec'] + a.zh_rec * t['zh_rec']
+               + a.vrec * t['vrec'] + a.vkld * t['vkld'])
+        dec = t['img_rec'] + a.vrec * t['vrec']
+    elif method == 'lvpga':
+        d = noise['delta'] * (sigma + 1e-2)
+        t['vrec'] = np_log_det(w, mu, d, np.linalg.norm(d, axis=1, keepdims=True))
+        enc = (t['img_rec'] + a.zn_rec * t['zn_rec'] + a.zh_rec * t['zh_rec']
+               + a.vrec * t['vrec'] + a.vkld * t['vkld'] + a.nll * t['nll_enc'])
+        dec = t['img_rec'] + a.vrec * t['vrec']
+    elif method == 'vae':
+        enc = dec = t['img_rec'] + a.vkld * t['vkld']
+    else:
+        enc = dec = t['img_rec']
+    return enc, dec, t
+
+
+@pytest.mark.parametrize('method', sorted(losses.METHODS))
+def test_terms_match_numpy(method):
+    encoder, decoder, w = tm.build(method in losses.VARIATIONAL)
+    x, noise = tm.data()
+    enc, dec, terms = losses.compute_losses(method, encoder, decoder, x, noise, WEIGHTS)
+    enc_np, dec_np, terms_np = expected(method, w, x, noise)
+    assert sorted(terms) == sorted(terms_np)
+    for name, value in terms.items():
+        assert value.dtype == tf.float32 and value.shape == ()
+        np.testing.assert_allclose(value.numpy(), terms_np[name], rtol=2e-4, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(enc.numpy(), enc_np, rtol=2e-4, atol=1e-6)
+    np.testing.assert_allclose(dec.numpy(), dec_np, rtol=2e-4, atol=1e-6)
+
+
+def test_weights_by_mapping_and_zero_weight_removes_term():
+    encoder, decoder, _ = tm.build(False)
+    x, noise = tm.data()
+    enc, dec, t = losses.compute_losses('lpga', encoder, decoder, x, noise, {'zn_rec': 0.0})
+    np.testing.assert_allclose(enc.numpy(), t['img_rec'].numpy())
+    np.testing.assert_allclose(dec.numpy(), t['img_rec'].numpy())
+    scaled = WEIGHTS.scaled(0.5)
+    assert scaled.vrec == pytest.approx(0.35) and scaled.zn_rec == pytest.approx(0.15)
+
+
+def test_img_rec_zero_when_decoder_inverts_encoder():
+    x = tf.random.uniform([4, 4, 4, 1], -1, 1)
+    assert float(losses.mse(x, tf.identity(x))) == 0.0
+
+
+def test_h_prime_gives_encoder_weights_no_gradient():
+    encoder, decoder, _ = tm.build(True)
+    _, noise = tm.data()
+    z = tf.constant(noise['z_prior'])
+    h = losses._h(encoder, decoder, True)
+    h_prime = losses._h_prime(encoder, decoder, True)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(z)
+        out_h, out_hp = tf.reduce_sum(h(z) ** 2), tf.reduce_sum(h_prime(z) ** 2)
+    np.testing.assert_allclose(out_h.numpy(), out_hp.numpy(), rtol=1e-6)
+    for g in tape.gradient(out_hp, encoder.trainable_variables):
+        assert g is None or np.abs(g.numpy()).max() < 1e-6  # zero up to round-off
+    # The input and the decoder still get h's gradient.
+    np.testing.assert_allclose(tape.gradient(out_hp, z), tape.gradient(out_h, z), rtol=1e-5)
+    for g_hp, g_h in zip(tape.gradient(out_hp, decoder.trainable_variables),
+                         tape.gradient(out_h, decoder.trainable_variables)):
+        np.testing.assert_allclose(g_hp, g_h, rtol=1e-5, atol=1e-7)
+    assert any(np.any(g.numpy()) for g in tape.gradient(out_h, encoder.trainable_variables))
+
+
+@pytest.mark.parametrize('method', ['vpga', 'lvpga'])
+def test_vrec_reaches_encoder_only_through_sigma(method):
+    encoder, decoder, _ = tm.build(True)
+    x, noise = tm.data()
+    with tf.GradientTape() as tape:
+        _, _, terms = losses.compute_losses(method, encoder, decoder, x, noise, WEIGHTS)
+    grads = dict(zip([v.path for v in encoder.trainable_variables],
+                     tape.gradient(terms['vrec'], encoder.trainable_variables)))
+    mu_grads = [g for p, g in grads.items() if p.startswith(encoder.layers[-2].name + '/')]
+    ls_grads = [g for p, g in grads.items() if p.startswith(encoder.layers[-1].name + '/')]
+    # z_mu enters vrec only under stop_gradient, and h' cancels the encoder's weight gradient
+    # (to round-off); sigma's head gets a real gradient.
+    assert len(mu_grads) == len(ls_grads) == 2
+    scale = max(np.abs(g.numpy()).max() for g in ls_grads)
+    assert scale > 1e-3
+    assert all(g is None or np.abs(g.numpy()).max() < 1e-6 * scale for g in mu_grads)
+
+
+def test_draw_noise_shapes_and_determinism():
+    a = losses.draw_noise(tf.random.Generator.from_seed(3), 7, 5)
+    b = losses.draw_noise(tf.random.Generator.from_seed(3), 7, 5)
+    assert sorted(a) == ['delta', 'eps', 'z_prior']
+    for k in a:
+        assert a[k].shape == (7, 5)
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.allclose(a['eps'], a['delta'])
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match='unknown method'):
+        losses.compute_losses('gan', None, None, None, None, {})

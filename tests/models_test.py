@@ -1,0 +1,84 @@
+"""Every architecture builds with the documented shapes, heads and options."""
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from pga_tf import models
+
+# resnet_32 is 512 wide in the original; a narrow copy keeps the test fast.
+WIDTH = {'conv_mnist': 0.25, 'conv_32': 0.25, 'resnet_32': 1 / 16, 'conv_64': 0.25}
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+@pytest.mark.parametrize('arch', sorted(models.ARCHITECTURES))
+def test_shapes(arch, channels):
+    size = models.IMAGE_SIZE[arch]
+    encoder, decoder = models.build_models(arch, 7, channels, width=WIDTH[arch])
+    assert (encoder.name, decoder.name) == ('encoder', 'decoder')
+    x = np.random.RandomState(0).uniform(-1, 1, (2, size, size, channels)).astype(np.float32)
+    z = encoder(x)
+    assert z.shape == (2, 7)
+    image = decoder(z).numpy()
+    assert image.shape == (2, size, size, channels)
+    assert image.dtype == np.float32 and np.all(np.abs(image) <= 1)
+
+
+@pytest.mark.parametrize('arch', sorted(models.ARCHITECTURES))
+def test_variational_head(arch):
+    size = models.IMAGE_SIZE[arch]
+    encoder, _ = models.build_models(arch, 5, 3, variational=True, width=WIDTH[arch])
+    z_mu, z_log_sigma_sq = encoder(np.zeros((1, size, size, 3), np.float32))
+    assert z_mu.shape == z_log_sigma_sq.shape == (1, 5)
+    bias = encoder.get_layer('z_log_sigma_sq').bias.numpy()
+    np.testing.assert_allclose(bias, np.full(5, 2 * math.log(0.1)), rtol=1e-6)
+
+
+def _count(model, cls):
+    return sum(isinstance(layer, cls) for layer in model.layers)
+
+
+@pytest.mark.parametrize('arch, enc_bn, dec_bn', [
+    ('conv_mnist', 2, 1), ('conv_32', 2, 1), ('conv_64', 2, 2)])
+def test_batch_norm_where_the_original_puts_it(arch, enc_bn, dec_bn):
+    bn = keras.layers.BatchNormalization
+    encoder, decoder = models.build_models(arch, 4, 1, use_bn=True, width=0.25)
+    assert (_count(encoder, bn), _count(decoder, bn)) == (enc_bn, dec_bn)
+    encoder, decoder = models.build_models(arch, 4, 1, use_bn=False, width=0.25)
+    assert _count(encoder, bn) == _count(decoder, bn) == 0
+
+
+def test_conv_mnist_layers_follow_the_original():
+    encoder, decoder = models.build_models('conv_mnist', 12, 1)
+    convs = [l for l in encoder.layers if isinstance(l, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.strides) for c in convs] == [
+        (64, (5, 5), (2, 2)), (128, (5, 5), (2, 2))]
+    dense = [l.units for l in encoder.layers if isinstance(l, keras.layers.Dense)]
+    assert dense == [1024, 12]
+    dense = [l.units for l in decoder.layers if isinstance(l, keras.layers.Dense)]
+    assert dense == [1024, 7 * 7 * 128]
+    deconvs = [l.filters for l in decoder.layers if isinstance(l, keras.layers.Conv2DTranspose)]
+    assert deconvs == [64, 1]
+
+
+def test_width_multiplies_filters():
+    narrow, _ = models.build_models('conv_32', 4, 3, width=0.5)
+    wide, _ = models.build_models('conv_32', 4, 3, width=1.0)
+    filters = lambda m: [l.filters for l in m.layers if isinstance(l, keras.layers.Conv2D)]
+    assert filters(narrow) == [32, 64, 128] and filters(wide) == [64, 128, 256]
+
+
+def test_resnet_has_skip_projections():
+    encoder, decoder = models.build_models('resnet_32', 4, 3, width=1 / 16)
+    for m in (encoder, decoder):
+        kernels = [l.kernel_size for l in m.layers if isinstance(l, keras.layers.Conv2D)]
+        assert (1, 1) in kernels and (3, 3) in kernels
+        assert _count(m, keras.layers.Add) == (4 if m is encoder else 3)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='unknown architecture'):
+        models.build_models('vgg', 4, 3)
+    with pytest.raises(ValueError, match='positive'):
+        models.build_models('conv_32', 0, 3)

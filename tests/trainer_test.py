@@ -1,0 +1,111 @@
+"""The two-gradient step: routing, XLA parity, the warm-up schedule, learning, checkpoints."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pga_tf import losses, models, trainer
+import tiny_models as tm
+
+WEIGHTS = losses.LossWeights(zn_rec=0.3, zh_rec=0.2, nll=0.05, vrec=0.7, vkld=0.11)
+LR = 0.01
+
+
+def _values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+@pytest.mark.parametrize('method', sorted(losses.METHODS))
+def test_each_network_moves_by_its_own_loss_only(method):
+    """After one SGD step, Δφ = -lr ∂enc_loss/∂φ and Δθ = -lr ∂dec_loss/∂θ."""
+    encoder, decoder, _ = tm.build(method in losses.VARIATIONAL)
+    x, noise = tm.data()
+    with tf.GradientTape(persistent=True) as tape:
+        enc_loss, dec_loss, _ = losses.compute_losses(method, encoder, decoder, x, noise, WEIGHTS)
+    g_enc = tape.gradient(enc_loss, encoder.trainable_variables)
+    g_dec = tape.gradient(dec_loss, decoder.trainable_variables)
+    # What the other loss would have given: must differ, or the test proves nothing.
+    g_dec_from_enc = tape.gradient(enc_loss, decoder.trainable_variables)
+    before_enc, before_dec = _values(encoder.trainable_variables), _values(decoder.trainable_variables)
+
+    tr = trainer.Trainer(method, encoder, decoder, WEIGHTS, LR, jit_compile=False)
+    tr.update(tf.constant(x), {k: tf.constant(v) for k, v in noise.items()})
+    for v, b, g in zip(encoder.trainable_variables, before_enc, g_enc):
+        np.testing.assert_allclose(v.numpy() - b, -LR * g.numpy(), rtol=1e-3, atol=1e-7)
+    for v, b, g in zip(decoder.trainable_variables, before_dec, g_dec):
+        np.testing.assert_allclose(v.numpy() - b, -LR * g.numpy(), rtol=1e-3, atol=1e-7)
+    if method not in ('vae', 'ae'):
+        assert any(not np.allclose(a, b) for a, b in zip(g_dec, g_dec_from_enc))
+
+
+def _trainer(method, jit, seed=0, weights=WEIGHTS, **kw):
+    tf.keras.utils.set_random_seed(7)
+    encoder, decoder = models.build_models('conv_mnist', 4, 1, method in losses.VARIATIONAL,
+                                           width=1 / 8)
+    return trainer.Trainer(method, encoder, decoder, weights, 0.05, jit_compile=jit, seed=seed, **kw)
+
+
+@pytest.mark.parametrize('method', ['lpga', 'vpga', 'lvpga'])
+def test_xla_and_plain_give_the_same_losses(method):
+    x = tf.random.stateless_uniform([8, 28, 28, 1], [1, 2], -1, 1)
+    plain, xla = _trainer(method, False), _trainer(method, True)
+    for _ in range(2):
+        a, b = plain.train_step(x), xla.train_step(x)
+        assert sorted(a) == sorted(b)
+        for k in a:
+            np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+def test_init_steps_zero_the_coefficients():
+    """Before init_steps LPGA trains as an autoencoder: enc_loss = dec_loss = img_rec."""
+    tr = _trainer('lpga', False, init_steps=2)
+    x = tf.random.stateless_uniform([8, 28, 28, 1], [3, 4], -1, 1)
+    for step in range(3):
+        out = tr.train_step(x)
+        gated = step < 2
+        assert np.isclose(out['enc_loss'], out['img_rec']) == gated
+        assert np.isclose(out['dec_loss'], out['img_rec']) == gated
+    assert int(tr.step) == 3
+
+
+@pytest.mark.parametrize('method', sorted(losses.METHODS))
+def test_200_steps_lower_img_rec(method):
+    # The original MNIST coefficients (lvpga's vrec, vpga's vkld).
+    weights = losses.LossWeights(zn_rec=6e-2, zh_rec=0.0, nll=1.5e-2, vrec=2e-2, vkld=2e-2)
+    tr = _trainer(method, False, init_steps=50, weights=weights)
+    # Bright blobs on a dark background at 16 places: what a 4-d latent can learn.
+    grid = np.arange(28)
+    centres = np.random.RandomState(0).uniform(6, 22, (16, 2))
+    d2 = (grid[None, :, None] - centres[:, 0, None, None]) ** 2 + \
+         (grid[None, None, :] - centres[:, 1, None, None]) ** 2
+    x = tf.constant((2 * np.exp(-d2 / 18) - 1)[..., None], tf.float32)
+    first = float(tr.train_step(x)['img_rec'])
+    for _ in range(199):
+        out = tr.train_step(x)
+    assert np.all(np.isfinite([float(v) for v in out.values()]))
+    assert float(out['img_rec']) < 0.5 * first
+
+
+def test_checkpoint_round_trip(tmp_path):
+    x = tf.random.stateless_uniform([8, 28, 28, 1], [7, 8], -1, 1)
+    tr = _trainer('vpga', False, checkpoint_dir=str(tmp_path))
+    assert tr.restore() is None
+    tr.train_step(x)
+    tr.save()
+    expected = tr.train_step(x)
+    weights = _values(tr.encoder.variables + tr.decoder.variables)
+
+    fresh = _trainer('vpga', False, seed=99, checkpoint_dir=str(tmp_path))
+    assert fresh.restore() is not None and int(fresh.step) == 1
+    got = fresh.train_step(x)
+    for k in expected:
+        np.testing.assert_allclose(got[k].numpy(), expected[k].numpy(), rtol=1e-6)
+    for a, b in zip(weights, _values(fresh.encoder.variables + fresh.decoder.variables)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_bad_arguments():
+    encoder, decoder, _ = tm.build(False)
+    with pytest.raises(ValueError, match='unknown method'):
+        trainer.Trainer('gan', encoder, decoder, {}, 0.1)
+    with pytest.raises(ValueError, match='unknown optimizer'):
+        trainer.make_optimizer('rmsprop', 0.1)
