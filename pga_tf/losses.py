@@ -71,15 +71,15 @@ def vkld(z_mu, z_log_sigma_sq):
     return -tf.reduce_mean(0.5 * (1 + z_log_sigma_sq - tf.square(z_mu) - tf.exp(z_log_sigma_sq)))
 
 
-def _encode(encoder, x, training):
-    """Returns (z_mu, z_log_sigma_sq or None)."""
+def encode(encoder, x, training):
+    """f(x) as (z_mu, z_log_sigma_sq), with None for a non-variational encoder."""
     out = encoder(x, training=training)
     return (out[0], out[1]) if isinstance(out, (list, tuple)) else (out, None)
 
 
 def _h(encoder, decoder, training):
     """h = f∘g, the latent reconstruction map."""
-    return lambda z: _encode(encoder, decoder(z, training=training), training)[0]
+    return lambda z: encode(encoder, decoder(z, training=training), training)[0]
 
 
 def _h_prime(encoder, decoder, training):
@@ -90,8 +90,8 @@ def _h_prime(encoder, decoder, training):
     """
     def h_prime(z):
         u = decoder(z, training=training)
-        z_rec = _encode(encoder, u, training)[0]
-        return z_rec - (_encode(encoder, tf.stop_gradient(u), training)[0] - tf.stop_gradient(z_rec))
+        z_rec = encode(encoder, u, training)[0]
+        return z_rec - (encode(encoder, tf.stop_gradient(u), training)[0] - tf.stop_gradient(z_rec))
     return h_prime
 
 
@@ -103,7 +103,7 @@ def _latent_terms(h, z_mu, noise):
 
 def _lpga(encoder, decoder, x, noise, w, training):
     """LPGA, paper eqs. 1-3, 5-7."""
-    z = _encode(encoder, x, training)[0]
+    z = encode(encoder, x, training)[0]
     h = _h(encoder, decoder, training)
     t = {'img_rec': mse(x, decoder(z, training=training)), **_latent_terms(h, z, noise)}
     t['nll_enc'] = nll_enc(z)
@@ -118,7 +118,7 @@ def _lpga(encoder, decoder, x, noise, w, training):
 
 def _variational_terms(encoder, decoder, x, noise, training):
     """What VPGA and LVPGA share: img_rec from z_mu, zn_rec, zh_rec, vkld, and h'."""
-    z_mu, z_log_sigma_sq = _encode(encoder, x, training)
+    z_mu, z_log_sigma_sq = encode(encoder, x, training)
     h = _h(encoder, decoder, training)
     t = {'img_rec': mse(x, decoder(z_mu, training=training)), **_latent_terms(h, z_mu, noise)}
     t['vkld'] = vkld(z_mu, z_log_sigma_sq)
@@ -151,7 +151,7 @@ def _lvpga(encoder, decoder, x, noise, w, training):
 
 def _vae(encoder, decoder, x, noise, w, training):
     """VAE baseline: mse(x, g(μ + σ·eps)) + vkld · KL; one loss for both networks."""
-    z_mu, z_log_sigma_sq = _encode(encoder, x, training)
+    z_mu, z_log_sigma_sq = encode(encoder, x, training)
     z = z_mu + tf.exp(0.5 * z_log_sigma_sq) * noise['eps']
     t = {'img_rec': mse(x, decoder(z, training=training)), 'vkld': vkld(z_mu, z_log_sigma_sq)}
     loss = t['img_rec'] + w.vkld * t['vkld']
@@ -161,7 +161,7 @@ def _vae(encoder, decoder, x, noise, w, training):
 def _ae(encoder, decoder, x, noise, w, training):
     """Plain autoencoder: mse(x, g(f(x)))."""
     del noise, w  # the same signature as the other methods
-    z = _encode(encoder, x, training)[0]
+    z = encode(encoder, x, training)[0]
     t = {'img_rec': mse(x, decoder(z, training=training))}
     return t['img_rec'], t['img_rec'], t
 

@@ -1,0 +1,85 @@
+"""Every command-line flag of pga_tf, and the parser that loads a paper preset first.
+
+`parse_with_preset` reads `--dataset` and `--model`, then parses
+`--flagfile=<presets>/<dataset>.cfg --flagfile=<presets>/<dataset>_<model>.cfg` followed by
+the user's own arguments, so anything given on the command line wins over the preset.
+"""
+import os
+import pathlib
+import sys
+
+from absl import flags
+
+from pga_tf import data, losses, models, trainer
+from pga_tf.config import Config
+
+FLAGS = flags.FLAGS
+_DEFAULT = Config()
+
+# Data.
+flags.DEFINE_enum('dataset', _DEFAULT.dataset, sorted(data.DATASETS), 'Dataset; picks the preset with --model.')
+flags.DEFINE_string('data_dir', _DEFAULT.data_dir, 'tfds data_dir, or the image folder of --dataset=folder.')
+flags.DEFINE_integer('crop', _DEFAULT.crop, 'folder: central square crop before resizing (0: largest).', lower_bound=0)
+flags.DEFINE_integer('channels', _DEFAULT.channels, 'folder: image channels (1 or 3).', lower_bound=1, upper_bound=3)
+# Model.
+flags.DEFINE_enum('model', _DEFAULT.model, sorted(losses.METHODS), 'Method: lpga, vpga, lvpga, vae or ae.')
+flags.DEFINE_enum('arch', _DEFAULT.arch, sorted(models.ARCHITECTURES), 'Encoder/decoder architecture.')
+flags.DEFINE_integer('z_dim', _DEFAULT.z_dim, 'Latent dimension.', lower_bound=1)
+flags.DEFINE_boolean('bn', _DEFAULT.bn, 'Batch normalisation where the original uses it.')
+flags.DEFINE_float('width', _DEFAULT.width, 'Multiplier of the original layer widths.', lower_bound=1e-3)
+# Loss coefficients: the original code's names.
+flags.DEFINE_float('zn_rec', _DEFAULT.zn_rec, 'alpha: latent reconstruction of z ~ N(0, I).', lower_bound=0)
+flags.DEFINE_float('zh_rec', _DEFAULT.zh_rec, 'beta: latent reconstruction of encoded data.', lower_bound=0)
+flags.DEFINE_float('nll', _DEFAULT.nll, 'gamma: maximum-likelihood terms (lpga, lvpga).', lower_bound=0)
+flags.DEFINE_float('vrec', _DEFAULT.vrec, 'VPGA latent term (vpga, lvpga).', lower_bound=0)
+flags.DEFINE_float('vkld', _DEFAULT.vkld, 'KL weight (vpga, lvpga, and the vae baseline).', lower_bound=0)
+flags.DEFINE_integer('init_steps', _DEFAULT.init_steps, 'Steps with every coefficient at 0.', lower_bound=0)
+# Optimisation.
+flags.DEFINE_enum('optimizer', _DEFAULT.optimizer, trainer.OPTIMIZERS, 'sgd (momentum 0.9, the paper) or adam.')
+flags.DEFINE_float('lr', _DEFAULT.lr, 'Learning rate.', lower_bound=0)
+flags.DEFINE_integer('batch_size', _DEFAULT.batch_size, 'Images per step.', lower_bound=1)
+flags.DEFINE_integer('epochs', _DEFAULT.epochs, 'Training length in epochs.', lower_bound=1)
+flags.DEFINE_integer('train_steps', _DEFAULT.train_steps, 'Training length in steps; > 0 overrides --epochs.', lower_bound=0)
+# Run.
+flags.DEFINE_string('run_dir', None, 'Run folder (default runs/<dataset>_<model>_<time>); an existing one resumes.')
+flags.DEFINE_integer('seed', _DEFAULT.seed, 'Seed of weights, noise and data order.')
+flags.DEFINE_enum('jit_compile', _DEFAULT.jit_compile, ['auto', 'on', 'off'], 'XLA for the step; auto: on with a GPU.')
+flags.DEFINE_integer('log_every', _DEFAULT.log_every, 'Steps between scalars and console lines.', lower_bound=1)
+flags.DEFINE_integer('sample_every', _DEFAULT.sample_every, 'Steps between sample grids.', lower_bound=1)
+flags.DEFINE_integer('checkpoint_every', _DEFAULT.checkpoint_every, 'Steps between checkpoints.', lower_bound=1)
+flags.DEFINE_integer('max_to_keep', _DEFAULT.max_to_keep, 'Checkpoints kept.', lower_bound=1)
+flags.DEFINE_boolean('deterministic', _DEFAULT.deterministic, 'TensorFlow op determinism (slower).')
+flags.DEFINE_string('preset_dir', None, 'Folder of the preset flag files (default: the installed flags/).')
+
+
+def preset_dir():
+    """The flags/ folder: next to the package in a checkout, or where setup.py installed it."""
+    for candidate in (pathlib.Path(__file__).resolve().parent.parent / 'flags',
+                      pathlib.Path(sys.prefix) / 'pga_tf_flags'):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError('cannot find the preset flag files; pass --preset_dir')
+
+
+def preset_files(dataset, model, directory=None):
+    """The preset flag files of a dataset/model pair, in the order they are read."""
+    directory = pathlib.Path(directory) if directory else preset_dir()
+    return [directory / f'{dataset}.cfg', directory / f'{dataset}_{model}.cfg']
+
+
+def parse_with_preset(argv):
+    """absl `flags_parser`: the preset of --dataset/--model, then the command line.
+
+    Bad flags end the program with one line on stderr and exit status 2.
+    """
+    try:
+        FLAGS(argv, known_only=True)
+        files = preset_files(FLAGS.dataset, FLAGS.model, FLAGS.preset_dir)
+        for path in files:
+            if not path.is_file():
+                raise flags.Error(f'no preset {path}')
+        FLAGS.unparse_flags()
+        return FLAGS([argv[0], *(f'--flagfile={p}' for p in files), *argv[1:]])
+    except (flags.Error, FileNotFoundError) as err:
+        print(f'{os.path.basename(argv[0])}: error: {err}', file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,59 @@
+"""`Config`: the resolved settings of a run, the one bridge from absl flags to the libraries.
+
+Field names are the flag names (the original code's), so a Config writes itself back as a
+flag file that reproduces the run.
+"""
+import dataclasses
+
+from pga_tf import losses
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # Data.
+    dataset: str = 'mnist_5k'
+    data_dir: str = ''
+    crop: int = 0  # folder: central square crop before resizing (0: the largest square)
+    channels: int = 3  # folder: image channels
+    # Model.
+    model: str = 'vpga'
+    arch: str = 'conv_mnist'
+    z_dim: int = 32
+    bn: bool = False
+    width: float = 1.0
+    # Loss coefficients (the original code's flags) and their warm-up.
+    zn_rec: float = 0.0
+    zh_rec: float = 0.0
+    nll: float = 0.0
+    vrec: float = 0.0
+    vkld: float = 0.0
+    init_steps: int = 0
+    # Optimisation.
+    optimizer: str = 'sgd'
+    lr: float = 0.1
+    batch_size: int = 64
+    epochs: int = 1
+    train_steps: int = 0  # > 0 overrides epochs
+    # Run.
+    seed: int = 0
+    jit_compile: str = 'auto'  # auto: XLA only on a GPU
+    log_every: int = 100
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    max_to_keep: int = 3
+    deterministic: bool = False
+
+    @classmethod
+    def from_flags(cls, flag_values):
+        """A Config from parsed absl FlagValues holding a flag for every field."""
+        return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
+
+    def loss_weights(self):
+        return losses.LossWeights(zn_rec=self.zn_rec, zh_rec=self.zh_rec, nll=self.nll,
+                                  vrec=self.vrec, vkld=self.vkld)
+
+    def to_flagfile(self):
+        """`--name=value` lines that reproduce this Config."""
+        def fmt(value):
+            return str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, float) else str(value)
+        return ''.join(f'--{f.name}={fmt(getattr(self, f.name))}\n' for f in dataclasses.fields(self))

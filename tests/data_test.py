@@ -1,0 +1,104 @@
+"""Input pipelines: shapes, ranges, crops, splits, resume skipping and the offline failure."""
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from pga_tf import data
+
+
+def _first(ds):
+    return next(iter(ds)).numpy()
+
+
+@pytest.mark.parametrize('name, shape', [
+    ('mnist', (28, 28, 1)), ('cifar10', (32, 32, 3)), ('celeba', (64, 64, 3))])
+def test_tfds_datasets(name, shape, tmp_path):
+    with tfds.testing.mock_data(num_examples=8):
+        ds, num = data.load_dataset(name, 'train', 4, data_dir=str(tmp_path))
+        batch = _first(ds)
+    assert batch.shape == (4, *shape) and batch.dtype == np.float32
+    assert batch.min() >= -1 and batch.max() <= 1 and batch.std() > 0.1
+    assert num == data.DATASETS[name].num_train
+
+
+def test_celeba_centre_crop_then_bicubic_resize():
+    image = np.random.RandomState(0).randint(0, 256, (218, 178, 3)).astype(np.uint8)
+    out = data.center_crop_resize(tf.constant(image), data.CELEBA_CROP, 64).numpy()
+    top, left = (218 - 108) // 2, (178 - 108) // 2
+    crop = image[top:top + 108, left:left + 108].astype(np.float32)
+    expected = tf.image.resize(crop, [64, 64], method='bicubic').numpy()
+    np.testing.assert_array_equal(out, np.clip(np.round(expected), 0, 255).astype(np.uint8))
+
+
+def test_mnist_5k_is_real_offline_digits():
+    train, test = data.mnist_5k_arrays('train'), data.mnist_5k_arrays('test')
+    assert train.shape == (4500, 28, 28, 1) and test.shape == (500, 28, 28, 1)
+    assert train.dtype == np.uint8 and train.max() == 255
+    # Digits: dark background, bright strokes in the middle.
+    assert train[:, :3].mean() < 5 and train[:, 10:18, 10:18].mean() > 60
+    ds, num = data.load_dataset('mnist_5k', 'train', 16)
+    assert num == 4500 and _first(ds).shape == (16, 28, 28, 1)
+
+
+def test_float_uint8_round_trip():
+    images = tf.constant(np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1))
+    floats = data.to_float(images)
+    assert floats.numpy().min() == -1 and floats.numpy().max() == 1
+    np.testing.assert_array_equal(data.to_uint8(floats), images)
+
+
+def test_same_seed_same_order_and_skip_resumes_it():
+    full = [b.numpy() for b in data.load_dataset('mnist_5k', 'train', 8, seed=3)[0].take(5)]
+    again = [b.numpy() for b in data.load_dataset('mnist_5k', 'train', 8, seed=3)[0].take(5)]
+    resumed = [b.numpy() for b in data.load_dataset('mnist_5k', 'train', 8, seed=3, skip_batches=3)[0].take(2)]
+    other = _first(data.load_dataset('mnist_5k', 'train', 8, seed=4)[0])
+    for a, b in zip(full, again):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(resumed[0], full[3])
+    np.testing.assert_array_equal(resumed[1], full[4])
+    assert not np.array_equal(other, full[0])
+
+
+def _write_images(folder, n=6):
+    rng = np.random.RandomState(0)
+    (folder / 'sub').mkdir(parents=True)
+    for i in range(n):
+        image = rng.randint(0, 256, (40 + i, 30 + 2 * i, 3)).astype(np.uint8)
+        path = folder / ('sub' if i % 2 else '.') / f'img{i}.{"png" if i % 3 else "jpg"}'
+        Image.fromarray(image).save(path)
+    (folder / 'notes.txt').write_text('not an image')
+
+
+def test_folder_reads_every_image_cropped_and_resized(tmp_path):
+    _write_images(tmp_path)
+    assert len(data.list_images(str(tmp_path))) == 6
+    ds, num = data.load_dataset('folder', 'train', 3, data_dir=str(tmp_path), size=32,
+                                channels=3, crop=0, shuffle=False)
+    assert num == 6
+    batch = _first(ds)
+    assert batch.shape == (3, 32, 32, 3) and -1 <= batch.min() and batch.max() <= 1
+    gray, _ = data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path), size=28, channels=1)
+    assert _first(gray).shape == (2, 28, 28, 1)
+
+
+def test_folder_without_images(tmp_path):
+    with pytest.raises(data.DataError, match='no .png'):
+        data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path), size=32, channels=3)
+    with pytest.raises(data.DataError, match='not a directory'):
+        data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path / 'missing'), size=32, channels=3)
+
+
+def test_missing_tfds_data_offline_fails_fast_with_the_way_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, '_network_reachable', lambda: False)
+    start = time.monotonic()
+    with pytest.raises(data.DataError) as err:
+        data.load_dataset('mnist', 'train', 4, data_dir=str(tmp_path))
+    assert time.monotonic() - start < 10
+    message = str(err.value)
+    for way_out in ('--data_dir', '--dataset=folder', '--dataset=mnist_5k'):
+        assert way_out in message
+    assert not list(tmp_path.glob('downloads'))

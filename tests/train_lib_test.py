@@ -1,0 +1,111 @@
+"""The training loop on mock and offline data: every pair trains, runs resume, outputs are readable."""
+import dataclasses
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from pga_tf import data, losses, train_lib
+from pga_tf.config import Config
+from presets_test import PAIRS, parse
+
+# A small, fast configuration: the loop's behaviour without the paper's sizes.
+SMALL = dict(width=1 / 16, batch_size=4, z_dim=4, log_every=1, sample_every=2, checkpoint_every=2)
+
+
+def small_config(dataset, model, **kw):
+    config = parse(f'--dataset={dataset}', f'--model={model}')
+    from absl import flags
+    flags.FLAGS.unparse_flags()
+    return dataclasses.replace(config, **{**SMALL, 'train_steps': 2, **kw})
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    rng = np.random.RandomState(0)
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.randint(0, 256, (70, 60, 3)).astype(np.uint8)).save(
+            folder / f'{i}.{"png" if i % 2 else "jpg"}')
+    return str(folder)
+
+
+@pytest.mark.parametrize('dataset, model', PAIRS)
+def test_every_pair_trains(dataset, model, tmp_path, image_folder):
+    config = small_config(dataset, model, data_dir=image_folder if dataset == 'folder' else str(tmp_path))
+    with tfds.testing.mock_data(num_examples=8):
+        tr = train_lib.train(config, str(tmp_path / 'run'))
+    assert int(tr.step) == 2
+    assert os.path.exists(tmp_path / 'run' / 'checkpoints' / 'ckpt-2.index')
+
+
+def _weights(tr):
+    return [v.numpy() for v in tr.encoder.variables + tr.decoder.variables
+            + tr.opt_enc.variables + tr.opt_dec.variables]
+
+
+def test_stopped_run_resumes_where_it_stopped(tmp_path):
+    config = small_config('mnist_5k', 'lpga', init_steps=1, checkpoint_every=100)
+    straight = train_lib.train(dataclasses.replace(config, train_steps=4), str(tmp_path / 'a'))
+
+    first = train_lib.train(config, str(tmp_path / 'b'))
+    saved = _weights(first)
+    second = train_lib.train(dataclasses.replace(config, train_steps=4), str(tmp_path / 'b'))
+    assert int(second.step) == 4
+    # The resumed run ends where the uninterrupted one does: same weights, optimiser
+    # slots, noise and data position.
+    for a, b in zip(_weights(straight), _weights(second)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert any(not np.allclose(a, b) for a, b in zip(saved, _weights(second)))
+
+
+def _events(run_dir):
+    tags, images = {}, {}
+    for path in glob.glob(os.path.join(run_dir, 'train', 'events.*')):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+                if value.metadata.plugin_data.plugin_name == 'images':
+                    images[value.tag] = value
+    return tags, images
+
+
+def test_tensorboard_and_png_outputs(tmp_path):
+    run_dir = str(tmp_path / 'run')
+    config = small_config('mnist_5k', 'lvpga', train_steps=3)
+    train_lib.train(config, run_dir)
+    tags, _ = _events(run_dir)
+    for tag in ('enc_loss', 'dec_loss', 'lr', 'perf/steps_per_sec', 'perf/images_per_sec',
+                'losses/img_rec', 'losses/zn_rec', 'losses/zh_rec', 'losses/vrec', 'losses/vkld',
+                'losses/nll_enc', 'samples/samples', 'samples/reconstructions',
+                'samples/interpolations', 'flags'):
+        assert tag in tags, tag
+    assert tags['enc_loss'] == [1, 2, 3] and tags['samples/samples'] == [2, 3]
+    assert any(t.startswith('_hparams_') for t in tags)
+    sizes = {'samples': (8 * 28, 8 * 28), 'reconstructions': (4 * 28, 16 * 28),
+             'interpolations': (8 * 28, 11 * 28)}
+    for name, (h, w) in sizes.items():
+        for step in (2, 3):
+            image = Image.open(os.path.join(run_dir, 'samples', f'{name}_{step:07d}.png'))
+            assert image.size == (w, h) and image.mode == 'L'
+    flagfile = open(os.path.join(run_dir, 'flags.cfg')).read()
+    assert '--model=lvpga' in flagfile and '--width=0.0625' in flagfile
+
+
+def test_interpolation_rows_start_and_end_with_the_real_images(tmp_path):
+    run_dir = str(tmp_path / 'run')
+    train_lib.train(small_config('mnist_5k', 'ae', train_steps=1), run_dir)
+    grid = np.array(Image.open(os.path.join(run_dir, 'samples', 'interpolations_0000001.png')))
+    held_out = data.mnist_5k_arrays('test')[32:48, ..., 0]
+    np.testing.assert_array_equal(grid[:28, :28], held_out[0])
+    np.testing.assert_array_equal(grid[:28, -28:], held_out[8])
+
+
+def test_arch_that_does_not_read_the_dataset():
+    with pytest.raises(ValueError, match='reads 32x32'):
+        train_lib.image_shape(Config(dataset='mnist_5k', arch='conv_32'))
