@@ -8,6 +8,10 @@ import dataclasses
 from pga_tf import losses
 
 
+class ConfigError(ValueError):
+    """Settings that cannot work together; the message names the flags."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     # Data.

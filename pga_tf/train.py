@@ -15,7 +15,7 @@ import sys
 from absl import app, logging
 
 from pga_tf import cli_flags, data, train_lib
-from pga_tf.config import Config
+from pga_tf.config import Config, ConfigError
 
 FLAGS = cli_flags.FLAGS
 
@@ -31,7 +31,7 @@ def main(argv):
     config = Config.from_flags(FLAGS)
     try:
         train_lib.train(config, FLAGS.run_dir or default_run_dir(config))
-    except (data.DataError, ValueError) as err:
+    except (data.DataError, ConfigError) as err:
         print(f'pga_tf.train: error: {err}', file=sys.stderr)
         sys.exit(2)
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 from absl import logging
 
 from pga_tf import data, losses, models, summaries, trainer
-from pga_tf.config import Config
+from pga_tf.config import Config, ConfigError
 
 # Images in the fixed grids: 32 reconstructions (4 rows of 8 pairs), 8 interpolation rows.
 _FIXED_BATCH = 48
@@ -21,7 +21,7 @@ def image_shape(config):
     spec = data.DATASETS[config.dataset]
     size = models.IMAGE_SIZE[config.arch]
     if spec.size is not None and spec.size != size:
-        raise ValueError(f'--arch={config.arch} reads {size}x{size} images but '
+        raise ConfigError(f'--arch={config.arch} reads {size}x{size} images but '
                          f'--dataset={config.dataset} has {spec.size}x{spec.size}')
     return size, spec.channels or config.channels
 
