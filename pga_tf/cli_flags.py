@@ -49,6 +49,19 @@ flags.DEFINE_integer('sample_every', _DEFAULT.sample_every, 'Steps between sampl
 flags.DEFINE_integer('checkpoint_every', _DEFAULT.checkpoint_every, 'Steps between checkpoints.', lower_bound=1)
 flags.DEFINE_integer('max_to_keep', _DEFAULT.max_to_keep, 'Checkpoints kept.', lower_bound=1)
 flags.DEFINE_boolean('deterministic', _DEFAULT.deterministic, 'TensorFlow op determinism (slower).')
+# Evaluation (in the training loop and in pga_tf.evaluate).
+flags.DEFINE_integer('eval_every', _DEFAULT.eval_every, 'Steps between in-loop Fréchet distances (0: off).', lower_bound=0)
+flags.DEFINE_integer('eval_samples', _DEFAULT.eval_samples, 'Samples of an in-loop distance.', lower_bound=2)
+flags.DEFINE_enum('features', _DEFAULT.features, ['auto', 'classifier', 'inception'],
+                  'Features of the distance; auto: the offline classifier for labelled datasets, else Inception.')
+flags.DEFINE_string('inception_path', _DEFAULT.inception_path, 'Local Inception SavedModel folder or TF Hub handle (default: TF Hub).')
+flags.DEFINE_string('stats_dir', _DEFAULT.stats_dir, 'Cache of real-data statistics and classifiers (default ~/.cache/pga_tf).')
+# pga_tf.evaluate only.
+flags.DEFINE_string('checkpoint', None, 'Checkpoint path (default: the latest of the run).')
+flags.DEFINE_integer('num_samples', 5000, 'Samples per distance (the paper: 5,000).', lower_bound=2)
+flags.DEFINE_integer('repeats', 3, 'Independent sample sets, for mean ± std.', lower_bound=1)
+flags.DEFINE_integer('real_samples', 10_000, 'Training images behind the real statistics.', lower_bound=2)
+flags.DEFINE_integer('eval_batch_size', 500, 'Images per feature batch.', lower_bound=1)
 flags.DEFINE_string('preset_dir', None, 'Folder of the preset flag files (default: the installed flags/).')
 
 
@@ -81,5 +94,17 @@ def parse_with_preset(argv):
         FLAGS.unparse_flags()
         return FLAGS([argv[0], *(f'--flagfile={p}' for p in files), *argv[1:]])
     except (flags.Error, FileNotFoundError) as err:
-        print(f'{os.path.basename(argv[0])}: error: {err}', file=sys.stderr)
-        sys.exit(2)
+        _fail(argv, err)
+
+
+def parse(argv):
+    """absl `flags_parser` with no preset (evaluate, export); bad flags exit 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as err:
+        _fail(argv, err)
+
+
+def _fail(argv, err):
+    print(f'{os.path.basename(argv[0])}: error: {err}', file=sys.stderr)
+    sys.exit(2)

@@ -5,7 +5,7 @@ flag file that reproduces the run.
 """
 import dataclasses
 
-from pga_tf import losses
+from pga_tf import data, losses, models
 
 
 class ConfigError(ValueError):
@@ -46,11 +46,40 @@ class Config:
     checkpoint_every: int = 1000
     max_to_keep: int = 3
     deterministic: bool = False
+    # In-loop evaluation (pga_tf.evaluation).
+    eval_every: int = 0  # 0: off
+    eval_samples: int = 1000
+    features: str = 'auto'  # classifier for labelled datasets, else inception
+    inception_path: str = ''  # a local Inception SavedModel or TF Hub handle ('' : TF Hub)
+    stats_dir: str = ''  # '' : ~/.cache/pga_tf
 
     @classmethod
     def from_flags(cls, flag_values):
         """A Config from parsed absl FlagValues holding a flag for every field."""
         return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def from_flagfile(cls, path):
+        """The Config written by `to_flagfile` (the flags.cfg of a run)."""
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        values = {}
+        with open(path) as f:
+            for line in f:
+                name, sep, value = line.strip().removeprefix('--').partition('=')
+                if not sep or name not in types:
+                    raise ConfigError(f'{path}: unexpected line {line.strip()!r}')
+                kind = types[name]
+                values[name] = value == 'true' if kind is bool else kind(value)
+        return cls(**values)
+
+    def image_shape(self):
+        """(size, channels) of the images; checks that the architecture reads the dataset's."""
+        spec = data.DATASETS[self.dataset]
+        size = models.IMAGE_SIZE[self.arch]
+        if spec.size is not None and spec.size != size:
+            raise ConfigError(f'--arch={self.arch} reads {size}x{size} images but '
+                              f'--dataset={self.dataset} has {spec.size}x{spec.size}')
+        return size, spec.channels or self.channels
 
     def loss_weights(self):
         return losses.LossWeights(zn_rec=self.zn_rec, zh_rec=self.zh_rec, nll=self.nll,

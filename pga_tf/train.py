@@ -16,6 +16,7 @@ from absl import app, logging
 
 from pga_tf import cli_flags, data, train_lib
 from pga_tf.config import Config, ConfigError
+from pga_tf.evaluation.features import FeaturesUnavailable
 
 FLAGS = cli_flags.FLAGS
 
@@ -31,7 +32,7 @@ def main(argv):
     config = Config.from_flags(FLAGS)
     try:
         train_lib.train(config, FLAGS.run_dir or default_run_dir(config))
-    except (data.DataError, ConfigError) as err:
+    except (data.DataError, ConfigError, FeaturesUnavailable) as err:
         print(f'pga_tf.train: error: {err}', file=sys.stderr)
         sys.exit(2)
 

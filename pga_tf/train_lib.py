@@ -9,21 +9,15 @@ import tensorflow as tf
 from absl import logging
 
 from pga_tf import data, losses, models, summaries, trainer
+from pga_tf.evaluation import evaluator
 from pga_tf.config import Config, ConfigError
 
 # Images in the fixed grids: 32 reconstructions (4 rows of 8 pairs), 8 interpolation rows.
 _FIXED_BATCH = 48
 _NUM_SAMPLES = 64
-
-
-def image_shape(config):
-    """(size, channels) of the images of `config`, and the check that the arch reads them."""
-    spec = data.DATASETS[config.dataset]
-    size = models.IMAGE_SIZE[config.arch]
-    if spec.size is not None and spec.size != size:
-        raise ConfigError(f'--arch={config.arch} reads {size}x{size} images but '
-                         f'--dataset={config.dataset} has {spec.size}x{spec.size}')
-    return size, spec.channels or config.channels
+# In-loop evaluation: feature batch and real images behind the reference statistics.
+_EVAL_BATCH = 500
+_REAL_IMAGES = 10_000
 
 
 def total_steps(config, num_train):
@@ -40,8 +34,9 @@ def _dataset(config, split, batch_size, size, channels, **kw):
 
 def _fixed_inputs(config, run_dir, size, channels, z_dim):
     """A fixed batch of held-out images and a fixed z, the same in every grid of the run."""
+    # Shuffled (with the run's seed): held-out splits may be sorted by class.
     fixed_x = next(iter(_dataset(config, data.DATASETS[config.dataset].eval_split, _FIXED_BATCH,
-                                 size, channels, shuffle=False)[0]))
+                                 size, channels)[0]))
     z_path = os.path.join(run_dir, 'fixed_z.npy')
     if os.path.exists(z_path):
         fixed_z = np.load(z_path, allow_pickle=False)
@@ -79,6 +74,58 @@ def _format_eta(seconds):
     return f'{h}h{m:02d}m' if h else f'{m}m{s:02d}s'
 
 
+class _InLoopEvaluation:
+    """The Fréchet distance of `eval_samples` samples, against cached real statistics."""
+
+    def __init__(self, config, features, reference):
+        self.config, self.features, self.reference = config, features, reference
+        self.key = features.key
+
+    def __call__(self, decoder, step):
+        value = evaluator.sample_distance(decoder, self.config.z_dim, self.features, self.reference,
+                                          self.config.eval_samples, _EVAL_BATCH, self.config.seed)
+        logging.info('step %d: Fréchet distance (%s, %d samples) %.3f', step, self.key,
+                     self.config.eval_samples, value)
+        return value
+
+
+def _in_loop_evaluation(config):
+    """Features and real statistics, prepared once before training starts."""
+    stats_dir = config.stats_dir or evaluator.default_stats_dir()
+    features = evaluator.make_features(config.features, config.dataset, stats_dir,
+                                       config.inception_path, config.data_dir or None)
+    reference = evaluator.real_stats(features, config, stats_dir, _REAL_IMAGES, _EVAL_BATCH)
+    return _InLoopEvaluation(config, features, reference)
+
+
+def load_run(run_dir, checkpoint=None):
+    """The Config and trained models of a run folder.
+
+    Args:
+      run_dir: a folder written by `train`.
+      checkpoint: a checkpoint path; None: the latest in `run_dir/checkpoints`.
+
+    Returns:
+      (config, encoder, decoder, step, checkpoint path).
+
+    Raises:
+      ConfigError: `run_dir` holds no flags.cfg or no checkpoint.
+    """
+    flagfile = os.path.join(run_dir, 'flags.cfg')
+    if not os.path.isfile(flagfile):
+        raise ConfigError(f'{run_dir} is not a run folder (no flags.cfg)')
+    config = Config.from_flagfile(flagfile)
+    path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
+    if not path or not tf.io.gfile.exists(path + '.index'):
+        raise ConfigError(f'no checkpoint {checkpoint or "in " + os.path.join(run_dir, "checkpoints")}')
+    _, channels = config.image_shape()
+    encoder, decoder = models.build_models(config.arch, config.z_dim, channels,
+                                           config.model in losses.VARIATIONAL, config.bn, config.width)
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(encoder=encoder, decoder=decoder, step=step).restore(path).expect_partial()
+    return config, encoder, decoder, int(step), path
+
+
 def train(config: Config, run_dir):
     """Trains `config` in `run_dir`, resuming from its latest checkpoint if it has one.
 
@@ -88,9 +135,11 @@ def train(config: Config, run_dir):
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    size, channels = image_shape(config)
+    size, channels = config.image_shape()
     # Data first: a dataset that cannot be read fails before anything is written.
     data.image_source(config.dataset, 'train', config.data_dir or None, size, channels, config.crop)
+
+    evaluate = _in_loop_evaluation(config) if config.eval_every else None
 
     variational = config.model in losses.VARIATIONAL
     encoder, decoder = models.build_models(config.arch, config.z_dim, channels, variational,
@@ -139,6 +188,8 @@ def train(config: Config, run_dir):
                 sums, count, t0 = None, 0, time.perf_counter()
             if step % config.sample_every == 0 or step == last:
                 summaries.write_grids(_grids(tr, fixed_x, fixed_z), sample_dir, step)
+            if evaluate and (step % config.eval_every == 0 or step == last):
+                tf.summary.scalar(f'eval/fid_{evaluate.key}', evaluate(tr.decoder, step), step=step)
             if step % config.checkpoint_every == 0 or step == last:
                 tr.save()
                 writer.flush()

@@ -5,7 +5,7 @@ import pathlib
 import pytest
 from absl import flags
 
-from pga_tf import cli_flags, data, losses, models, train_lib
+from pga_tf import cli_flags, data, losses, models
 from pga_tf.config import Config
 
 FLAGS = flags.FLAGS
@@ -48,7 +48,7 @@ def test_every_pair_parses_and_builds(dataset, model):
             assert got == (value == 'true'), key
         else:
             assert got == type(got)(value), key
-    size, channels = train_lib.image_shape(config)
+    size, channels = config.image_shape()
     encoder, decoder = models.build_models(config.arch, config.z_dim, channels,
                                            model in losses.VARIATIONAL, config.bn, width=1 / 16)
     assert decoder.output_shape == (None, size, size, channels)

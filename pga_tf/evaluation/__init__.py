@@ -1,0 +1,1 @@
+"""Evaluation: Fréchet distances with Inception (tensorflow-gan) or an offline classifier."""
