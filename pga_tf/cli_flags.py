@@ -62,6 +62,15 @@ flags.DEFINE_integer('num_samples', 5000, 'Samples per distance (the paper: 5,00
 flags.DEFINE_integer('repeats', 3, 'Independent sample sets, for mean ± std.', lower_bound=1)
 flags.DEFINE_integer('real_samples', 10_000, 'Training images behind the real statistics.', lower_bound=2)
 flags.DEFINE_integer('eval_batch_size', 500, 'Images per feature batch.', lower_bound=1)
+# pga_tf.export and pga_tf.sample.
+flags.DEFINE_string('export_dir', None, 'Model folder of versioned SavedModels (exports/<model_name>).')
+flags.DEFINE_integer('version', 0, 'export: version number (0: the next free one); sample: 0 = the latest.', lower_bound=0)
+flags.DEFINE_boolean('recompute_bn', True, 'export: recompute batch-norm statistics on the export\'s inputs.')
+flags.DEFINE_integer('bn_batches', 50, 'export: batches for the batch-norm statistics.', lower_bound=1)
+flags.DEFINE_integer('num', 64, 'sample: images (or interpolation rows).', lower_bound=1)
+flags.DEFINE_enum('mode', 'sample', ['sample', 'interpolate'], 'sample: what to draw.')
+flags.DEFINE_integer('steps', 10, 'sample: images per interpolation row.', lower_bound=2)
+flags.DEFINE_string('out', 'grid.png', 'sample: PNG file of the grid.')
 flags.DEFINE_string('preset_dir', None, 'Folder of the preset flag files (default: the installed flags/).')
 
 

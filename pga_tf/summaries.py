@@ -16,7 +16,11 @@ INTERPOLATION_STEPS = 9
 
 def image_grid(images, cols):
     """float images [N, H, W, C] in [-1, 1] -> uint8 grid [ceil(N/cols) * H, cols * W, C]."""
-    images = data.to_uint8(images).numpy()
+    return uint8_grid(data.to_uint8(images).numpy(), cols)
+
+
+def uint8_grid(images, cols):
+    """uint8 images [N, H, W, C] -> uint8 grid [ceil(N/cols) * H, cols * W, C], row by row."""
     n, h, w, c = images.shape
     rows = -(-n // cols)
     grid = np.zeros((rows * h, cols * w, c), np.uint8)

@@ -1,0 +1,149 @@
+"""The generator of a run as a versioned SavedModel that TF Serving loads as is.
+
+Signatures (batch dimension None):
+  serving_default  z float32 [B, z_dim]                  -> images uint8 [B, H, W, C]
+  sample           num_samples int32 [], seed int64 []   -> images uint8, z float32
+  decode           z float32 [B, z_dim]                  -> images float32 in [-1, 1]
+  encode           images uint8 [B, H, W, C]             -> z float32 (z_mu)
+  reconstruct      images uint8 [B, H, W, C]             -> images uint8
+  interpolate      z_start, z_end float32 [B, z_dim], steps int32 [] -> images uint8 [B, steps, H, W, C]
+"""
+import os
+import re
+import shutil
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from pga_tf import data, losses
+
+SIGNATURES = ('serving_default', 'sample', 'decode', 'encode', 'reconstruct', 'interpolate')
+
+
+class ExportError(Exception):
+    """An export that cannot be written; nothing was left behind."""
+
+
+class GeneratorModule(tf.Module):
+    """Encoder and decoder in inference mode behind explicit signatures."""
+
+    def __init__(self, encoder, decoder):
+        super().__init__(name='pga_generator')
+        self.encoder, self.decoder = encoder, decoder
+        # Keras 3 variables are not tf.Variables, so tf.Module does not see them; without their
+        # backing variables tracked here the TF1-style loader (saved_model_cli run, TF Serving)
+        # fails with "Could not find variable ..." (NOTES.md §7).
+        self.model_variables = [v.value for v in encoder.variables + decoder.variables]
+        z_dim = decoder.input_shape[-1]
+        image = [None, *encoder.input_shape[1:]]
+        z_spec = tf.TensorSpec([None, z_dim], tf.float32, name='z')
+        images_spec = tf.TensorSpec(image, tf.uint8, name='images')
+
+        def generate(z):
+            return self.decoder(z, training=False)
+
+        def encode_mean(images):
+            return losses.encode(self.encoder, data.to_float(images), False)[0]
+
+        self.serving_default = tf.function(
+            lambda z: {'images': data.to_uint8(generate(z))}, input_signature=[z_spec])
+        self.decode = tf.function(lambda z: {'images': generate(z)}, input_signature=[z_spec])
+        self.encode = tf.function(lambda images: {'z': encode_mean(images)},
+                                  input_signature=[images_spec])
+        self.reconstruct = tf.function(
+            lambda images: {'images': data.to_uint8(generate(encode_mean(images)))},
+            input_signature=[images_spec])
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name='num_samples'),
+                                      tf.TensorSpec([], tf.int64, name='seed')])
+        def sample(num_samples, seed):
+            # Stateless: the same seed gives the same z on every server and call.
+            z = tf.random.stateless_normal([num_samples, z_dim], seed=tf.stack([seed, 0]))
+            return {'images': data.to_uint8(generate(z)), 'z': z}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, z_dim], tf.float32, name='z_start'),
+                                      tf.TensorSpec([None, z_dim], tf.float32, name='z_end'),
+                                      tf.TensorSpec([], tf.int32, name='steps')])
+        def interpolate(z_start, z_end, steps):
+            t = tf.reshape(tf.linspace(0.0, 1.0, steps), [1, -1, 1])
+            z = (1 - t) * z_start[:, None] + t * z_end[:, None]  # [B, steps, z_dim]
+            images = data.to_uint8(generate(tf.reshape(z, [-1, z_dim])))
+            return {'images': tf.reshape(images, tf.concat([[-1, steps], tf.shape(images)[1:]], 0))}
+
+        self.sample, self.interpolate = sample, interpolate
+
+    def signatures(self):
+        return {name: getattr(self, name) for name in SIGNATURES}
+
+
+def recompute_batch_norm(model, batches):
+    """Sets every BatchNormalization's moving statistics to their average over `batches`.
+
+    PGA's networks run on several input distributions per step (data codes, prior samples,
+    perturbed codes), so moving averages mix them; recomputing them on the export's own inputs
+    (prior samples for the decoder, data for the encoder) makes inference mode match training
+    mode on those inputs. Returns the number of batches used (0: the model has no batch norm).
+    """
+    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    if not bns:
+        return 0
+    momenta = [bn.momentum for bn in bns]
+    count = 0
+    for count, batch in enumerate(batches, 1):
+        for bn in bns:  # momentum 1 - 1/n: the moving value is the mean of the n batch values
+            bn.momentum = 1.0 - 1.0 / count
+        model(batch, training=True)
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
+    return count
+
+
+def prior_batches(z_dim, num_batches, batch_size=256, seed=0):
+    generator = tf.random.Generator.from_seed(seed)
+    return (generator.normal([batch_size, z_dim]) for _ in range(num_batches))
+
+
+def next_version(export_dir):
+    """1 + the largest numbered version folder in `export_dir` (1 for a new one)."""
+    versions = [int(n) for n in os.listdir(export_dir) if re.fullmatch(r'\d+', n)] \
+        if os.path.isdir(export_dir) else []
+    return max(versions, default=0) + 1
+
+
+def models_config(name, base_path):
+    """TF Serving's model config file (text protobuf) for one model."""
+    return ('model_config_list {\n  config {\n'
+            f"    name: '{name}'\n    base_path: '{base_path}'\n    model_platform: 'tensorflow'\n"
+            '  }\n}\n')
+
+
+def export(encoder, decoder, export_dir, version=None):
+    """Writes `<export_dir>/<version>/` atomically, and `<export_dir>/models.config`.
+
+    The SavedModel is written to a temporary folder beside the version and renamed into place
+    only when complete: a server polling `export_dir` never sees a half-written version, and a
+    failed export leaves nothing behind.
+
+    Returns:
+      the path of the version folder.
+
+    Raises:
+      ExportError: the version exists already.
+    """
+    version = version or next_version(export_dir)
+    final = os.path.join(export_dir, str(version))
+    if os.path.exists(final):
+        raise ExportError(f'{final} exists; versions are never overwritten (omit --version for the next)')
+    os.makedirs(export_dir, exist_ok=True)
+    tmp = os.path.join(export_dir, f'.tmp-{version}-{os.getpid()}')
+    try:
+        module = GeneratorModule(encoder, decoder)
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    name = os.path.basename(os.path.normpath(export_dir))
+    with open(os.path.join(export_dir, 'models.config'), 'w') as f:
+        f.write(models_config(name, f'/models/{name}'))
+    return final

@@ -1,0 +1,61 @@
+"""Draws a grid from an exported generator, with nothing but the SavedModel.
+
+  python -m pga_tf.sample --export_dir=exports/pga_mnist --num=64 --seed=0 --out=grid.png
+  python -m pga_tf.sample --export_dir=exports/pga_mnist --mode=interpolate --num=8 --steps=10
+
+--export_dir is a model folder (the latest version is used, or --version) or a version folder.
+"""
+import math
+import os
+import re
+import sys
+
+import numpy as np
+import tensorflow as tf
+from absl import app
+
+from pga_tf import cli_flags, summaries
+
+FLAGS = cli_flags.FLAGS
+
+
+def version_dir(export_dir, version=0):
+    """The SavedModel folder: `export_dir` itself, or its version `version` (0: the latest)."""
+    if os.path.exists(os.path.join(export_dir, 'saved_model.pb')):
+        return export_dir
+    versions = sorted(int(n) for n in os.listdir(export_dir) if re.fullmatch(r'\d+', n)) \
+        if os.path.isdir(export_dir) else []
+    if not versions or (version and version not in versions):
+        raise FileNotFoundError(f'no SavedModel version {version or ""} in {export_dir}'.replace('  ', ' '))
+    return os.path.join(export_dir, str(version or versions[-1]))
+
+
+def draw(model, mode, num, seed, steps):
+    """uint8 grid of `num` samples, or `num` interpolation rows of `steps` images."""
+    if mode == 'sample':
+        images = model.signatures['sample'](num_samples=tf.constant(num, tf.int32),
+                                            seed=tf.constant(seed, tf.int64))['images'].numpy()
+        return summaries.uint8_grid(images, int(math.ceil(math.sqrt(num))))
+    z_dim = model.signatures['serving_default'].structured_input_signature[1]['z'].shape[-1]
+    z = tf.random.stateless_normal([2, num, z_dim], seed=[seed, 1])
+    rows = model.signatures['interpolate'](z_start=z[0], z_end=z[1],
+                                           steps=tf.constant(steps, tf.int32))['images'].numpy()
+    return summaries.uint8_grid(rows.reshape(-1, *rows.shape[2:]), steps)
+
+
+def main(argv):
+    if len(argv) > 1 or not FLAGS.export_dir:
+        print('pga_tf.sample: error: give --export_dir and no other arguments', file=sys.stderr)
+        sys.exit(2)
+    try:
+        path = version_dir(FLAGS.export_dir, FLAGS.version)
+    except FileNotFoundError as err:
+        print(f'pga_tf.sample: error: {err}', file=sys.stderr)
+        sys.exit(2)
+    grid = draw(tf.saved_model.load(path), FLAGS.mode, FLAGS.num, FLAGS.seed, FLAGS.steps)
+    summaries.write_png(grid, FLAGS.out)
+    print(f'{FLAGS.out}: {grid.shape[1]}x{grid.shape[0]} from {path}')
+
+
+if __name__ == '__main__':
+    app.run(main, flags_parser=cli_flags.parse)

@@ -1,0 +1,150 @@
+"""The SavedModel export: signatures in a fresh process, saved_model_cli, atomic versions, batch norm."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pga_tf import data, export_lib, models, train_lib
+from train_lib_test import small_config
+
+Z_DIM = 8
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """A short run, its restored models, and their export."""
+    root = tmp_path_factory.mktemp('export')
+    run_dir = str(root / 'run')
+    train_lib.train(small_config('mnist_5k', 'vpga', train_steps=3, width=0.25, z_dim=Z_DIM), run_dir)
+    _, encoder, decoder, _, _ = train_lib.load_run(run_dir)
+    path = export_lib.export(encoder, decoder, str(root / 'exports' / 'pga_mnist'))
+    return root, encoder, decoder, path
+
+
+FRESH = r'''
+import json, sys
+import numpy as np, tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+z = np.load(sys.argv[2])
+out = {}
+def run(name, **kw):
+    r = m.signatures[name](**kw)
+    out[name] = {k: [list(v.shape), v.dtype.name] for k, v in r.items()}
+    return r
+np.save(sys.argv[3], run('serving_default', z=tf.constant(z))['images'].numpy())
+a = run('sample', num_samples=tf.constant(5), seed=tf.constant(7, tf.int64))
+b = m.signatures['sample'](num_samples=tf.constant(5), seed=tf.constant(7, tf.int64))
+c = m.signatures['sample'](num_samples=tf.constant(5), seed=tf.constant(8, tf.int64))
+out['same_seed_equal'] = bool(np.array_equal(a['images'], b['images']))
+out['other_seed_differs'] = not np.array_equal(a['z'], c['z'])
+run('decode', z=tf.constant(z))
+run('encode', images=tf.zeros([3, 28, 28, 1], tf.uint8))
+run('reconstruct', images=tf.zeros([3, 28, 28, 1], tf.uint8))
+run('interpolate', z_start=tf.constant(z[:2]), z_end=tf.constant(z[2:4]), steps=tf.constant(6))
+try:
+    m.signatures['serving_default'](z=tf.zeros([2, 3]))
+    out['bad_shape'] = 'accepted'
+except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
+    out['bad_shape'] = type(e).__name__
+try:
+    m.signatures['serving_default'](z=tf.zeros([2, %d], tf.float64))
+    out['bad_dtype'] = 'accepted'
+except (ValueError, TypeError, tf.errors.InvalidArgumentError) as e:
+    out['bad_dtype'] = type(e).__name__
+print(json.dumps(out))
+''' % Z_DIM
+
+
+def test_fresh_process_loads_every_signature(exported, tmp_path):
+    _, _, decoder, path = exported
+    z = np.random.RandomState(0).normal(size=(4, Z_DIM)).astype(np.float32)
+    np.save(tmp_path / 'z.npy', z)
+    result = subprocess.run([sys.executable, '-c', FRESH, path, str(tmp_path / 'z.npy'),
+                             str(tmp_path / 'images.npy')], capture_output=True, text=True,
+                            env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    image = [28, 28, 1]
+    assert out['serving_default'] == {'images': [[4, *image], 'uint8']}
+    assert out['sample'] == {'images': [[5, *image], 'uint8'], 'z': [[5, Z_DIM], 'float32']}
+    assert out['decode'] == {'images': [[4, *image], 'float32']}
+    assert out['encode'] == {'z': [[3, Z_DIM], 'float32']}
+    assert out['reconstruct'] == {'images': [[3, *image], 'uint8']}
+    assert out['interpolate'] == {'images': [[2, 6, *image], 'uint8']}
+    assert out['same_seed_equal'] and out['other_seed_differs']
+    assert out['bad_shape'] != 'accepted' and out['bad_dtype'] != 'accepted'
+    # The export's images are the checkpoint decoder's, after the uint8 conversion.
+    expected = data.to_uint8(decoder(z, training=False)).numpy()
+    np.testing.assert_array_equal(np.load(tmp_path / 'images.npy'), expected)
+
+
+def _cli():
+    return str(pathlib.Path(sys.executable).parent / 'saved_model_cli')
+
+
+def test_saved_model_cli_show_and_run(exported, tmp_path):
+    _, _, decoder, path = exported
+    env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
+    show = subprocess.run([_cli(), 'show', '--dir', path, '--all'], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert show.returncode == 0, show.stderr[-2000:]
+    for name in export_lib.SIGNATURES:
+        assert f"signature_def['{name}']" in show.stdout
+    z = np.random.RandomState(1).normal(size=(2, Z_DIM)).astype(np.float32)
+    np.save(tmp_path / 'z.npy', z)
+    run = subprocess.run([_cli(), 'run', '--dir', path, '--tag_set', 'serve', '--signature_def',
+                          'serving_default', '--inputs', f'z={tmp_path / "z.npy"}',
+                          '--outdir', str(tmp_path / 'out')], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    images = np.load(tmp_path / 'out' / 'images.npy')
+    np.testing.assert_array_equal(images, data.to_uint8(decoder(z, training=False)).numpy())
+
+
+def test_versions_are_atomic_and_numbered(exported, monkeypatch):
+    root, encoder, decoder, path = exported
+    export_dir = os.path.dirname(path)
+    assert os.path.basename(path) == '1'
+    assert "base_path: '/models/pga_mnist'" in open(os.path.join(export_dir, 'models.config')).read()
+
+    seen = []
+    real_rename = os.rename
+
+    def checking_rename(src, dst):  # the version appears only once complete
+        seen.append((os.path.exists(dst), os.path.exists(os.path.join(src, 'saved_model.pb')),
+                     os.path.isdir(os.path.join(src, 'variables'))))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(export_lib.os, 'rename', checking_rename)
+    assert export_lib.export(encoder, decoder, export_dir).endswith(os.sep + '2')
+    assert seen == [(False, True, True)]
+    with pytest.raises(export_lib.ExportError, match='exists'):
+        export_lib.export(encoder, decoder, export_dir, version=2)
+
+    def failing_save(*args, **kwargs):
+        os.makedirs(os.path.join(args[1], 'variables'))
+        raise OSError('disk full')
+
+    monkeypatch.setattr(export_lib.tf.saved_model, 'save', failing_save)
+    with pytest.raises(OSError):
+        export_lib.export(encoder, decoder, export_dir)
+    assert sorted(os.listdir(export_dir)) == ['1', '2', 'models.config']
+
+
+def test_recomputed_batch_norm_matches_training_mode():
+    tf.keras.utils.set_random_seed(3)
+    _, decoder = models.build_models('conv_64', 16, 3, use_bn=True, width=1 / 16)
+    z = tf.random.stateless_normal([512, 16], [4, 5])
+    # Fresh moving statistics (0 and 1) are far from the batch statistics.
+    before = np.abs(decoder(z, training=False) - decoder(z, training=True)).mean()
+    used = export_lib.recompute_batch_norm(decoder, export_lib.prior_batches(16, 20, 256))
+    after = np.abs(decoder(z, training=False) - decoder(z, training=True)).mean()
+    assert used == 20
+    assert after < 0.1 * before and after < 0.02
+    assert all(bn.momentum == 0.999 for bn in decoder.layers
+               if isinstance(bn, tf.keras.layers.BatchNormalization))
