@@ -59,18 +59,36 @@ class Config:
         return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
 
     @classmethod
-    def from_flagfile(cls, path):
-        """The Config written by `to_flagfile` (the flags.cfg of a run)."""
+    def from_flagfiles(cls, *paths, **overrides):
+        """A Config from absl flag files read in order (later values win), then `overrides`.
+
+        Reads what `to_flagfile` and the presets in flags/ hold: `--name=value`, `--name` and
+        `--noname` for booleans, blank lines and `#` comments. Fields not given keep the
+        defaults, which are the flags' defaults.
+        """
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         values = {}
-        with open(path) as f:
-            for line in f:
-                name, sep, value = line.strip().removeprefix('--').partition('=')
-                if not sep or name not in types:
-                    raise ConfigError(f'{path}: unexpected line {line.strip()!r}')
-                kind = types[name]
-                values[name] = value == 'true' if kind is bool else kind(value)
-        return cls(**values)
+        for path in paths:
+            with open(path) as f:
+                for line in f:
+                    line = line.strip()
+                    if not line or line.startswith('#'):
+                        continue
+                    name, sep, value = line.removeprefix('--').partition('=')
+                    if not sep and name.startswith('no') and types.get(name[2:]) is bool:
+                        name, value = name[2:], 'false'
+                    elif not sep and types.get(name) is bool:
+                        value = 'true'
+                    if name not in types:
+                        raise ConfigError(f'{path}: unexpected line {line!r}')
+                    kind = types[name]
+                    values[name] = value.lower() == 'true' if kind is bool else kind(value)
+        return dataclasses.replace(cls(**values), **overrides)
+
+    @classmethod
+    def from_flagfile(cls, path):
+        """The Config written by `to_flagfile` (the flags.cfg of a run)."""
+        return cls.from_flagfiles(path)
 
     def image_shape(self):
         """(size, channels) of the images; checks that the architecture reads the dataset's."""

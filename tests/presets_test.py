@@ -54,6 +54,13 @@ def test_every_pair_parses_and_builds(dataset, model):
     assert decoder.output_shape == (None, size, size, channels)
 
 
+@pytest.mark.parametrize('dataset, model', PAIRS)
+def test_presets_read_without_absl_give_the_same_config(dataset, model):
+    files = cli_flags.preset_files(dataset, model)
+    assert Config.from_flagfiles(*files, dataset=dataset, model=model) == \
+        parse(f'--dataset={dataset}', f'--model={model}')
+
+
 def test_paper_values_reach_the_config():
     c = parse('--dataset=celeba', '--model=vpga')
     assert (c.arch, c.bn, c.lr, c.z_dim, c.epochs) == ('conv_64', True, 0.4, 128, 60)
