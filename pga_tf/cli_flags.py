@@ -49,6 +49,9 @@ flags.DEFINE_integer('sample_every', _DEFAULT.sample_every, 'Steps between sampl
 flags.DEFINE_integer('checkpoint_every', _DEFAULT.checkpoint_every, 'Steps between checkpoints.', lower_bound=1)
 flags.DEFINE_integer('max_to_keep', _DEFAULT.max_to_keep, 'Checkpoints kept.', lower_bound=1)
 flags.DEFINE_boolean('deterministic', _DEFAULT.deterministic, 'TensorFlow op determinism (slower).')
+flags.DEFINE_enum('on_nonfinite', _DEFAULT.on_nonfinite, ['stop', 'skip'],
+                  'A non-finite loss or gradient: stop (the last checkpoint is kept), or skip the step.')
+flags.DEFINE_integer('max_skips', _DEFAULT.max_skips, 'With --on_nonfinite=skip: stop after this many skipped steps.', lower_bound=0)
 # Evaluation (in the training loop and in pga_tf.evaluate).
 flags.DEFINE_integer('eval_every', _DEFAULT.eval_every, 'Steps between in-loop Fréchet distances (0: off).', lower_bound=0)
 flags.DEFINE_integer('eval_samples', _DEFAULT.eval_samples, 'Samples of an in-loop distance.', lower_bound=2)

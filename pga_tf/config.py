@@ -46,6 +46,8 @@ class Config:
     checkpoint_every: int = 1000
     max_to_keep: int = 3
     deterministic: bool = False
+    on_nonfinite: str = 'stop'  # or 'skip' the step
+    max_skips: int = 10
     # In-loop evaluation (pga_tf.evaluation).
     eval_every: int = 0  # 0: off
     eval_samples: int = 1000

@@ -35,6 +35,9 @@ def main(argv):
     except (data.DataError, ConfigError, FeaturesUnavailable) as err:
         print(f'pga_tf.train: error: {err}', file=sys.stderr)
         sys.exit(2)
+    except train_lib.DivergenceError as err:
+        print(f'pga_tf.train: diverged: {err}', file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == '__main__':

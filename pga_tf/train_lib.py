@@ -1,6 +1,8 @@
 """The training loop: data, models and Trainer, resume, TensorBoard, grids, checkpoints."""
 import dataclasses
 import os
+import signal
+import threading
 import time
 
 import keras
@@ -42,7 +44,8 @@ def _fixed_inputs(config, run_dir, size, channels, z_dim):
         fixed_z = np.load(z_path, allow_pickle=False)
     else:
         fixed_z = tf.random.Generator.from_seed(config.seed + 1).normal([_NUM_SAMPLES, z_dim]).numpy()
-        np.save(z_path, fixed_z)
+        np.save(z_path + '.tmp.npy', fixed_z)
+        os.replace(z_path + '.tmp.npy', z_path)  # a kill never leaves half a file to resume from
     return fixed_x, fixed_z
 
 
@@ -98,6 +101,76 @@ def _in_loop_evaluation(config):
     return _InLoopEvaluation(config, features, reference)
 
 
+class DivergenceError(Exception):
+    """Training stopped on a non-finite loss or gradient; the last checkpoint is untouched."""
+
+
+def _guard(config, tr, step, out):
+    """A step whose loss or gradient was not finite, and so was not applied."""
+    bad = [k for k, v in out.items() if not np.isfinite(float(v))] or ['a gradient']
+    where = (f'step {step}: non-finite {", ".join(bad)}. The last checkpoint '
+             f'({tr.manager.latest_checkpoint or "none yet"}) is untouched')
+    if config.on_nonfinite == 'stop':
+        raise DivergenceError(f'{where}. Lower --lr, or pass --on_nonfinite=skip.')
+    skipped = int(tr.skipped)
+    tf.summary.scalar('guard/skipped_steps', skipped, step=step)
+    logging.warning('%s; step skipped (%d so far, at most --max_skips=%d)', where, skipped,
+                    config.max_skips)
+    if skipped > config.max_skips:
+        raise DivergenceError(f'{where}; {skipped} steps skipped, more than --max_skips={config.max_skips}.')
+
+
+def _log(config, sums, count, elapsed, step, last, steps_per_epoch):
+    """Scalars and the console line for the steps since the last log."""
+    means = {k: float(v) / count for k, v in sums.items()}
+    steps_per_sec = count / elapsed
+    for k, v in means.items():
+        tf.summary.scalar(k if k.endswith('_loss') else f'losses/{k}', v, step=step)
+    tf.summary.scalar('lr', config.lr, step=step)
+    tf.summary.scalar('perf/steps_per_sec', steps_per_sec, step=step)
+    tf.summary.scalar('perf/images_per_sec', steps_per_sec * config.batch_size, step=step)
+    logging.info('step %d/%d (epoch %.1f) %s | %.0f img/s | ETA %s', step, last,
+                 step / steps_per_epoch, ' '.join(f'{k} {v:.4g}' for k, v in means.items()),
+                 steps_per_sec * config.batch_size, _format_eta((last - step) / steps_per_sec))
+
+
+class _StopSignals:
+    """Records SIGTERM/SIGINT instead of dying, so the loop can finish the step and save."""
+
+    def __init__(self):
+        self.signal, self._previous = None, {}
+
+    def _handle(self, signum, frame):
+        del frame
+        self.signal = signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+# Settings that fix the networks' variables: a run folder cannot resume with others.
+_SHAPE_FIELDS = ('dataset', 'model', 'arch', 'z_dim', 'bn', 'width', 'channels')
+
+
+def _check_resumable(config, run_dir):
+    flagfile = os.path.join(run_dir, 'flags.cfg')
+    if not os.path.isfile(flagfile):
+        return
+    saved = Config.from_flagfile(flagfile)
+    diffs = [f'--{k}={getattr(config, k)} (the run has {getattr(saved, k)})'
+             for k in _SHAPE_FIELDS if getattr(config, k) != getattr(saved, k)]
+    if diffs:
+        raise ConfigError(f'{run_dir} was trained with other model settings: {", ".join(diffs)}; '
+                          'use another --run_dir')
+
+
 def load_run(run_dir, checkpoint=None):
     """The Config and trained models of a run folder.
 
@@ -132,6 +205,7 @@ def train(config: Config, run_dir):
     Returns:
       the Trainer, at the final step.
     """
+    _check_resumable(config, run_dir)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -165,34 +239,30 @@ def train(config: Config, run_dir):
     sample_dir = os.path.join(run_dir, 'samples')
     sums, count, t0, t_start = None, 0, time.perf_counter(), time.perf_counter()
     batches = iter(train_ds)
-    with writer.as_default():
+    with writer.as_default(), _StopSignals() as stop:
         for step in range(start + 1, last + 1):  # `step` counts the updates done
             out = tr.train_step(next(batches))
-            # Sums stay tensors: no host sync on steps that do not log.
-            sums = out if sums is None else {k: sums[k] + out[k] for k in out}
-            count += 1
-            if step % config.log_every == 0 or step == last:
-                elapsed = time.perf_counter() - t0
-                means = {k: float(v) / count for k, v in sums.items()}
-                steps_per_sec = count / elapsed
-                for k, v in means.items():
-                    tf.summary.scalar(k if k.endswith('_loss') else f'losses/{k}', v, step=step)
-                tf.summary.scalar('lr', config.lr, step=step)
-                tf.summary.scalar('perf/steps_per_sec', steps_per_sec, step=step)
-                tf.summary.scalar('perf/images_per_sec', steps_per_sec * config.batch_size, step=step)
-                logging.info('step %d/%d (epoch %.1f) %s | %.0f img/s | ETA %s', step, last,
-                             step / steps_per_epoch,
-                             ' '.join(f'{k} {v:.4g}' for k, v in means.items()),
-                             steps_per_sec * config.batch_size,
-                             _format_eta((last - step) / steps_per_sec))
+            # One host sync per step: the guard must see a bad step before the next one.
+            if bool(out.pop('finite')):
+                # Sums stay tensors: no further sync on steps that do not log.
+                sums = out if sums is None else {k: sums[k] + out[k] for k in out}
+                count += 1
+            else:
+                _guard(config, tr, step, out)
+            if (step % config.log_every == 0 or step == last) and count:
+                _log(config, sums, count, time.perf_counter() - t0, step, last, steps_per_epoch)
                 sums, count, t0 = None, 0, time.perf_counter()
             if step % config.sample_every == 0 or step == last:
                 summaries.write_grids(_grids(tr, fixed_x, fixed_z), sample_dir, step)
             if evaluate and (step % config.eval_every == 0 or step == last):
                 tf.summary.scalar(f'eval/fid_{evaluate.key}', evaluate(tr.decoder, step), step=step)
-            if step % config.checkpoint_every == 0 or step == last:
+            if step % config.checkpoint_every == 0 or step == last or stop.signal:
                 tr.save()
                 writer.flush()
+            if stop.signal:
+                logging.info('Stopped by %s at step %d; checkpoint saved. Resume with: '
+                             'python -m pga_tf.train --run_dir=%s', stop.signal, step, run_dir)
+                return tr
     logging.info('Done: step %d in %s (%s); checkpoints in %s', int(tr.step), run_dir,
                  _format_eta(time.perf_counter() - t_start), os.path.join(run_dir, 'checkpoints'))
     return tr

@@ -58,6 +58,8 @@ class Trainer:
         self.opt_enc.build(encoder.trainable_variables)
         self.opt_dec.build(decoder.trainable_variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        # Steps whose loss or gradient was not finite, and so were not applied.
+        self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name='skipped')
         self.generator = tf.random.Generator.from_seed(seed)
         self.jit_compile = default_jit_compile() if jit_compile is None else jit_compile
         # Noise is drawn outside the XLA cluster: XLA's random numbers differ from TF's, and
@@ -67,16 +69,25 @@ class Trainer:
 
         self.checkpoint = tf.train.Checkpoint(
             encoder=encoder, decoder=decoder, opt_enc=self.opt_enc, opt_dec=self.opt_dec,
-            step=self.step, generator=self.generator)
+            step=self.step, skipped=self.skipped, generator=self.generator)
         self.manager = (tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep)
                         if checkpoint_dir else None)
 
     def _train_step(self, x):
-        """One update of φ and θ on a batch x [B, H, W, C]; returns the scalars by name."""
+        """One update of φ and θ on a batch x [B, H, W, C].
+
+        Returns:
+          the scalar losses by name, and `finite`: False when a loss or a gradient was not
+          finite, in which case nothing was changed (weights, optimiser slots, batch-norm
+          statistics) but `step` and `skipped`.
+        """
         return self.update(x, losses.draw_noise(self.generator, tf.shape(x)[0], self.z_dim))
 
     def _update(self, x, noise):
         """The update of `_train_step` for given noise (a `losses.draw_noise` dict)."""
+        # Batch norm updates its statistics in the forward pass: keep them to undo a bad step.
+        state = self.encoder.non_trainable_variables + self.decoder.non_trainable_variables
+        saved = [tf.identity(v) for v in state]
         # The original's warm-up: auxiliary coefficients are 0 before init_steps.
         gate = tf.cast(self.step >= self.init_steps, tf.float32)
         with tf.GradientTape(persistent=True) as tape:
@@ -88,10 +99,23 @@ class Trainer:
         enc_grads = tape.gradient(enc_loss, enc_vars)
         dec_grads = tape.gradient(dec_loss, dec_vars)
         del tape
-        self.opt_enc.apply(enc_grads, enc_vars)
-        self.opt_dec.apply(dec_grads, dec_vars)
+        finite = tf.reduce_all(tf.stack(
+            [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
+            + [tf.reduce_all(tf.math.is_finite(g)) for g in enc_grads + dec_grads]))
+
+        def apply():
+            self.opt_enc.apply(enc_grads, enc_vars)
+            self.opt_dec.apply(dec_grads, dec_vars)
+            return tf.constant(0, tf.int64)
+
+        def undo():
+            for v, value in zip(state, saved):
+                v.assign(value)
+            return tf.constant(1, tf.int64)
+
+        self.skipped.assign_add(tf.cond(finite, apply, undo))
         self.step.assign_add(1)
-        return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms}
+        return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms, 'finite': finite}
 
     def save(self):
         """Writes a checkpoint numbered by the step; returns its path."""
