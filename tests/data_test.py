@@ -1,4 +1,5 @@
 """Input pipelines: shapes, ranges, crops, splits, resume skipping and the offline failure."""
+import os
 import time
 
 import numpy as np
@@ -86,10 +87,31 @@ def test_folder_reads_every_image_cropped_and_resized(tmp_path):
 
 
 def test_folder_without_images(tmp_path):
-    with pytest.raises(data.DataError, match='no .png'):
+    with pytest.raises(data.DataError, match='no readable .png'):
         data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path), size=32, channels=3)
     with pytest.raises(data.DataError, match='not a directory'):
         data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path / 'missing'), size=32, channels=3)
+
+
+def test_folder_skips_and_counts_unreadable_files(tmp_path, caplog):
+    _write_images(tmp_path)
+    good = (tmp_path / 'img0.jpg').read_bytes()
+    (tmp_path / 'truncated.jpg').write_bytes(good[:len(good) // 2])
+    (tmp_path / 'text.png').write_text('not a picture')
+    with caplog.at_level('WARNING'):
+        readable, unreadable = data.readable_images(str(tmp_path))
+    assert len(readable) == 6 and sorted(os.path.basename(p) for p in unreadable) == [
+        'text.png', 'truncated.jpg']
+    assert 'skipping 2 unreadable of 8' in caplog.text and 'truncated.jpg' in caplog.text
+    ds, num = data.load_dataset('folder', 'train', 3, data_dir=str(tmp_path), size=32, channels=3,
+                                repeat=False)
+    assert num == 6 and sum(len(b) for b in ds) == 6
+
+
+def test_folder_of_only_broken_files(tmp_path):
+    (tmp_path / 'a.jpg').write_text('no')
+    with pytest.raises(data.DataError, match=r'no readable .* \(1 unreadable\)'):
+        data.readable_images(str(tmp_path))
 
 
 def test_missing_tfds_data_offline_fails_fast_with_the_way_out(tmp_path, monkeypatch):

@@ -1,0 +1,141 @@
+"""Training that survives kills, divergence and bad input, with nothing lost."""
+import glob
+import os
+import random
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from pga_tf import train_lib
+from train_lib_test import _events
+
+SMALL = ['--dataset=mnist_5k', '--width=0.0625', '--batch_size=8', '--z_dim=4', '--log_every=1',
+         '--sample_every=1000']
+ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
+
+
+def train(*args):
+    return subprocess.run([sys.executable, '-m', 'pga_tf.train', *args], capture_output=True,
+                          text=True, env=ENV, timeout=300)
+
+
+def train_until(args, step, sig):
+    """Starts training and sends `sig` once the console shows `step`; returns (rc, stderr)."""
+    proc = subprocess.Popen([sys.executable, '-m', 'pga_tf.train', *args], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True, env=ENV)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if f' step {step}/' in line:
+            proc.send_signal(sig)
+            break
+    lines += proc.stderr.readlines()
+    return proc.wait(timeout=120), ''.join(lines)
+
+
+def checkpoint_step(run_dir):
+    """The step of the latest checkpoint, restored the way evaluate/export restore it."""
+    return train_lib.load_run(str(run_dir))[3]
+
+
+def test_sigkill_at_random_points_resumes_and_finishes(tmp_path):
+    run_dir = tmp_path / 'run'
+    args = [*SMALL, '--model=lpga', '--train_steps=120', '--checkpoint_every=7', f'--run_dir={run_dir}']
+    rng = random.Random(0)
+    saved = 0
+    for target in sorted(rng.sample(range(saved + 10, 110), 3)):
+        rc, _ = train_until(args, target, signal.SIGKILL)
+        assert rc == -signal.SIGKILL
+        step = checkpoint_step(run_dir)  # restores, whatever moment the kill hit
+        assert step % 7 == 0 and saved <= step <= target + 7
+        saved = step
+    result = train(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert checkpoint_step(run_dir) == 120
+
+
+def test_sigterm_saves_and_exits_0(tmp_path):
+    run_dir = tmp_path / 'run'
+    rc, stderr = train_until([*SMALL, '--model=vpga', '--train_steps=500', '--checkpoint_every=1000',
+                              f'--run_dir={run_dir}'], 12, signal.SIGTERM)
+    assert rc == 0, stderr[-2000:]
+    assert f'Resume with: python -m pga_tf.train --run_dir={run_dir}' in stderr
+    assert 12 <= checkpoint_step(run_dir) < 500
+
+
+def _variables(run_dir):
+    reader = tf.train.load_checkpoint(str(run_dir / 'checkpoints'))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if 'save_counter' not in k and '_CHECKPOINTABLE_OBJECT_GRAPH' not in k}
+
+
+def test_deterministic_killed_and_resumed_equals_uninterrupted(tmp_path):
+    args = [*SMALL, '--model=lvpga', '--train_steps=30', '--checkpoint_every=5', '--deterministic',
+            '--init_steps=5']
+    assert train(*args, f'--run_dir={tmp_path / "a"}').returncode == 0
+    rc, _ = train_until([*args, f'--run_dir={tmp_path / "b"}'], 17, signal.SIGKILL)
+    assert rc == -signal.SIGKILL and checkpoint_step(tmp_path / 'b') in (15, 20)
+    assert train(*args, f'--run_dir={tmp_path / "b"}').returncode == 0
+    a, b = _variables(tmp_path / 'a'), _variables(tmp_path / 'b')
+    assert sorted(a) == sorted(b) and len(a) > 20
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    run_dir = tmp_path / 'run'
+    result = train(*SMALL, '--model=lpga', '--lr=10', '--init_steps=0', '--train_steps=50',
+                   '--checkpoint_every=1', f'--run_dir={run_dir}')
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert 'diverged: step' in last and 'non-finite' in last and 'untouched' in last
+    step = int(last.split('step ')[1].split(':')[0])
+    _, encoder, decoder, saved, _ = train_lib.load_run(str(run_dir))
+    assert saved == step - 1
+    assert all(np.all(np.isfinite(v.numpy())) for v in encoder.variables + decoder.variables)
+    tags, _ = _events(str(run_dir))
+    assert all(s < step for s in tags.get('dec_loss', []))
+
+
+def test_skip_policy_counts_and_stops_after_max_skips(tmp_path):
+    run_dir = tmp_path / 'run'
+    result = train(*SMALL, '--model=lpga', '--lr=10', '--init_steps=0', '--train_steps=50',
+                   '--on_nonfinite=skip', '--max_skips=2', f'--run_dir={run_dir}')
+    assert result.returncode == 1
+    assert 'more than --max_skips=2' in result.stderr.strip().splitlines()[-1]
+    assert result.stderr.count('step skipped') == 3
+    tags, _ = _events(str(run_dir))
+    assert len(tags['guard/skipped_steps']) == 3
+
+
+def test_resuming_with_another_model_shape_exits_2_and_changes_nothing(tmp_path):
+    run_dir = tmp_path / 'run'
+    assert train(*SMALL, '--model=ae', '--train_steps=2', f'--run_dir={run_dir}').returncode == 0
+    before = {p: os.path.getmtime(p) for p in glob.glob(f'{run_dir}/**', recursive=True)}
+    result = train(*SMALL, '--model=ae', '--train_steps=4', '--z_dim=6', f'--run_dir={run_dir}')
+    assert result.returncode == 2
+    (line,) = [l for l in result.stderr.splitlines() if ': error: ' in l]
+    assert '--z_dim=6 (the run has 4)' in line
+    assert {p: os.path.getmtime(p) for p in glob.glob(f'{run_dir}/**', recursive=True)} == before
+
+
+def test_folder_with_broken_files_trains_and_reports_them(tmp_path):
+    images = tmp_path / 'images'
+    images.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(5):
+        Image.fromarray(rng.randint(0, 256, (40, 40, 3)).astype(np.uint8)).save(images / f'{i}.jpg')
+    good = (images / '0.jpg').read_bytes()
+    (images / 'cut.jpg').write_bytes(good[:len(good) // 3])
+    (images / 'readme.jpg').write_text('this is text')
+    result = train('--dataset=folder', '--model=ae', '--width=0.0625', '--batch_size=2',
+                   '--z_dim=4', '--train_steps=2', f'--data_dir={images}',
+                   f'--run_dir={tmp_path / "run"}')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'skipping 2 unreadable of 7 image files' in result.stderr
+    assert 'cut.jpg' in result.stderr and 'readme.jpg' in result.stderr
