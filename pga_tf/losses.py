@@ -10,6 +10,7 @@ Notation: f is the encoder (φ), g the decoder (θ), h = f∘g, sg the stop-grad
 import dataclasses
 import math
 
+import keras
 import tensorflow as tf
 
 # Radius of the LPGA perturbation, relative to sqrt(z_dim) (original: 1e-2 * z_dim ** 0.5).
@@ -55,14 +56,14 @@ def nll_enc(z):
     return -tf.reduce_mean(log_prob) / z_dim
 
 
-def log_det_estimate(h, z, d, epsilon):
+def log_det_estimate(h_perturbed, h_z, epsilon):
     """Stochastic estimate of log|det J_h(z)| / z_dim, mean over the batch (LPGA eq. 6-7).
 
-    (z_dim / 2) log(||h(z + d) - h(z)||² / ε²) / z_dim for each row, with d a perturbation of
-    norm ε. `epsilon` is a scalar or a [B, 1] column.
+    (z_dim / 2) log(||h(z + d) - h(z)||² / ε²) / z_dim for each row, given h(z + d) and h(z)
+    for a perturbation d of norm ε. `epsilon` is a scalar or a [B, 1] column.
     """
-    z_dim = z.shape[-1]
-    diff = (h(z + d) - h(z)) / epsilon
+    z_dim = h_z.shape[-1]
+    diff = (h_perturbed - h_z) / epsilon
     return tf.reduce_mean(z_dim / 2 * tf.math.log(tf.reduce_sum(tf.square(diff), -1))) / z_dim
 
 
@@ -77,61 +78,91 @@ def encode(encoder, x, training):
     return (out[0], out[1]) if isinstance(out, (list, tuple)) else (out, None)
 
 
-def _h(encoder, decoder, training):
-    """h = f∘g, the latent reconstruction map."""
-    return lambda z: encode(encoder, decoder(z, training=training), training)[0]
+def has_batch_norm(*models):
+    return any(isinstance(layer, keras.layers.BatchNormalization)
+               for model in models for layer in model.layers)
 
 
-def _h_prime(encoder, decoder, training):
-    """h' = f∘g where f's weights get no gradient, but gradient flows through f's input.
+def latent_maps(encoder, decoder, zs, blocked=(), training=True):
+    """h = f∘g on every latent batch of `zs`, and h' on those named in `blocked`.
 
-    The original's trick: f(u) - (f(sg(u)) - sg(f(u))) has f(u)'s value, and its gradient with
-    respect to f's weights cancels, while the gradient with respect to u is kept.
+    h' has h's value, but f's weights get no gradient from it while f's input keeps its own
+    (the original's trick: f(u) - (f(sg(u)) - sg(f(u))), u = g(z)). Without batch norm the
+    batches go through g and f together, one call each (the same maths, per example); with it
+    each batch keeps its own call and batch statistics, as in the original.
+
+    Args:
+      zs: dict name -> [B, z_dim] latent batch.
+      blocked: names whose h' is wanted too.
+
+    Returns:
+      (h, h_prime): dicts name -> [B, z_dim].
     """
-    def h_prime(z):
-        u = decoder(z, training=training)
-        z_rec = encode(encoder, u, training)[0]
-        return z_rec - (encode(encoder, tf.stop_gradient(u), training)[0] - tf.stop_gradient(z_rec))
-    return h_prime
+    names, blocked = list(zs), list(blocked)
+    if has_batch_norm(encoder, decoder):
+        u = {n: decoder(zs[n], training=training) for n in names}
+        h = {n: encode(encoder, u[n], training)[0] for n in names}
+        frozen = {n: encode(encoder, tf.stop_gradient(u[n]), training)[0] for n in blocked}
+    else:
+        def batched(fn, inputs):
+            out = fn(tf.concat(inputs, 0))
+            return tf.split(out, [tf.shape(t)[0] for t in inputs])
+
+        u = dict(zip(names, batched(lambda z: decoder(z, training=training), [zs[n] for n in names])))
+        f = lambda v: encode(encoder, v, training)[0]
+        h = dict(zip(names, batched(f, [u[n] for n in names])))
+        frozen = dict(zip(blocked, batched(f, [tf.stop_gradient(u[n]) for n in blocked]))) if blocked else {}
+    return h, {n: h[n] - (frozen[n] - tf.stop_gradient(h[n])) for n in blocked}
 
 
-def _latent_terms(h, z_mu, noise):
+def _pga_terms(z_prior, z_data, h):
     """zn_rec (eq. 2) and zh_rec (eq. 3), shared by every PGA method."""
-    z_prior, z_data = noise['z_prior'], tf.stop_gradient(z_mu)
-    return {'zn_rec': mse(z_prior, h(z_prior)), 'zh_rec': mse(z_data, h(z_data))}
+    return {'zn_rec': mse(z_prior, h['prior']), 'zh_rec': mse(z_data, h['data'])}
 
 
 def _lpga(encoder, decoder, x, noise, w, training):
     """LPGA, paper eqs. 1-3, 5-7."""
     z = encode(encoder, x, training)[0]
-    h = _h(encoder, decoder, training)
-    t = {'img_rec': mse(x, decoder(z, training=training)), **_latent_terms(h, z, noise)}
-    t['nll_enc'] = nll_enc(z)
+    z_data = tf.stop_gradient(z)
     # d on the hypersphere of radius ε = 1e-2 sqrt(z_dim) around sg(f(x)).
     epsilon = LPGA_EPSILON * math.sqrt(z.shape[-1])
     d = tf.math.l2_normalize(noise['delta'], -1) * epsilon
-    t['nll_dec'] = log_det_estimate(h, tf.stop_gradient(z), d, epsilon)
+    # h(sg f(x)) serves zh_rec and the log-determinant alike: computed once.
+    h, _ = latent_maps(encoder, decoder, {'prior': noise['z_prior'], 'data': z_data,
+                                          'perturbed': z_data + d}, training=training)
+    t = {'img_rec': mse(x, decoder(z, training=training)), **_pga_terms(noise['z_prior'], z_data, h)}
+    t['nll_enc'] = nll_enc(z)
+    t['nll_dec'] = log_det_estimate(h['perturbed'], h['data'], epsilon)
     enc = t['img_rec'] + w.zn_rec * t['zn_rec'] + w.zh_rec * t['zh_rec'] + w.nll * t['nll_enc']
     dec = t['img_rec'] + w.nll * t['nll_dec']
     return enc, dec, t
 
 
-def _variational_terms(encoder, decoder, x, noise, training):
-    """What VPGA and LVPGA share: img_rec from z_mu, zn_rec, zh_rec, vkld, and h'."""
+def _variational(encoder, decoder, x, noise, training, offset):
+    """VPGA and LVPGA: img_rec from z_mu, zn_rec, zh_rec, vkld, and vrec through h'.
+
+    `offset(sigma)` is the latent offset of vrec's second point (σ·eps, or the LVPGA
+    perturbation d); it keeps σ's gradient.
+    """
     z_mu, z_log_sigma_sq = encode(encoder, x, training)
-    h = _h(encoder, decoder, training)
-    t = {'img_rec': mse(x, decoder(z_mu, training=training)), **_latent_terms(h, z_mu, noise)}
-    t['vkld'] = vkld(z_mu, z_log_sigma_sq)
-    return z_mu, tf.exp(0.5 * z_log_sigma_sq), t, _h_prime(encoder, decoder, training)
+    z_data = tf.stop_gradient(z_mu)
+    offset = offset(tf.exp(0.5 * z_log_sigma_sq))
+    # h'(sg z_mu) is derived from h(sg z_mu), which zh_rec needs anyway.
+    h, h_prime = latent_maps(encoder, decoder, {'prior': noise['z_prior'], 'data': z_data,
+                                                'offset': z_data + offset},
+                             blocked=('data', 'offset'), training=training)
+    t = {'img_rec': mse(x, decoder(z_mu, training=training)),
+         **_pga_terms(noise['z_prior'], z_data, h), 'vkld': vkld(z_mu, z_log_sigma_sq)}
+    return z_mu, offset, h_prime, t
 
 
 def _vpga(encoder, decoder, x, noise, w, training):
     """VPGA, paper eqs. 9-11, as the original code computes them."""
-    z_mu, sigma, t, h_prime = _variational_terms(encoder, decoder, x, noise, training)
-    z = tf.stop_gradient(z_mu)
+    z_mu, _, h_prime, t = _variational(encoder, decoder, x, noise, training,
+                                       lambda sigma: sigma * noise['eps'])
     # Per-dimension scale of z_mu over the batch, so vrec does not shrink with the latent.
     n = tf.stop_gradient(tf.sqrt(tf.reduce_mean(tf.square(z_mu), 0)))
-    t['vrec'] = mse(h_prime(z) / n, h_prime(z + sigma * noise['eps']) / n)
+    t['vrec'] = mse(h_prime['data'] / n, h_prime['offset'] / n)
     enc = (t['img_rec'] + w.zn_rec * t['zn_rec'] + w.zh_rec * t['zh_rec']
            + w.vrec * t['vrec'] + w.vkld * t['vkld'])
     return enc, t['img_rec'] + w.vrec * t['vrec'], t
@@ -139,10 +170,10 @@ def _vpga(encoder, decoder, x, noise, w, training):
 
 def _lvpga(encoder, decoder, x, noise, w, training):
     """LVPGA, the original code's combination: VPGA with a log-determinant vrec."""
-    z_mu, sigma, t, h_prime = _variational_terms(encoder, decoder, x, noise, training)
-    d = noise['delta'] * (sigma + LVPGA_SIGMA_FLOOR)  # σ keeps its gradient
+    z_mu, d, h_prime, t = _variational(encoder, decoder, x, noise, training,
+                                       lambda sigma: noise['delta'] * (sigma + LVPGA_SIGMA_FLOOR))
     epsilon = tf.stop_gradient(tf.norm(d, axis=-1, keepdims=True))
-    t['vrec'] = log_det_estimate(h_prime, tf.stop_gradient(z_mu), d, epsilon)
+    t['vrec'] = log_det_estimate(h_prime['offset'], h_prime['data'], epsilon)
     t['nll_enc'] = nll_enc(z_mu)
     enc = (t['img_rec'] + w.zn_rec * t['zn_rec'] + w.zh_rec * t['zh_rec']
            + w.vrec * t['vrec'] + w.vkld * t['vkld'] + w.nll * t['nll_enc'])
