@@ -40,8 +40,9 @@ def main(argv):
     while kills < FLAGS.kills:
         proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
         # Kill a random time after the run shows a step: during steps, saves or summaries.
-        done, deadline = 0, None
+        done, deadline, tail = 0, None, []
         for line in proc.stderr:
+            tail = (tail + [line])[-20:]
             match = _STEP.search(line)
             if match:
                 done = int(match.group(1))
@@ -52,6 +53,9 @@ def main(argv):
         proc.wait()
         if proc.returncode == 0:
             break  # finished before the kill landed
+        if proc.returncode != -signal.SIGKILL:
+            print(f'the run failed by itself (status {proc.returncode}):\n' + ''.join(tail))
+            sys.exit(1)
         kills += 1
         saved = train_lib.load_run(run_dir)[3] if os.path.isdir(os.path.join(run_dir, 'checkpoints')) else 0
         lost += max(0, done - saved)

@@ -27,6 +27,8 @@ flags.DEFINE_enum('arch', _DEFAULT.arch, sorted(models.ARCHITECTURES), 'Encoder/
 flags.DEFINE_integer('z_dim', _DEFAULT.z_dim, 'Latent dimension.', lower_bound=1)
 flags.DEFINE_boolean('bn', _DEFAULT.bn, 'Batch normalisation where the original uses it.')
 flags.DEFINE_float('width', _DEFAULT.width, 'Multiplier of the original layer widths.', lower_bound=1e-3)
+flags.DEFINE_enum('precision', _DEFAULT.precision, models.PRECISIONS,
+                  'Compute dtype policy; the losses stay float32.')
 # Loss coefficients: the original code's names.
 flags.DEFINE_float('zn_rec', _DEFAULT.zn_rec, 'alpha: latent reconstruction of z ~ N(0, I).', lower_bound=0)
 flags.DEFINE_float('zh_rec', _DEFAULT.zh_rec, 'beta: latent reconstruction of encoded data.', lower_bound=0)
@@ -72,7 +74,7 @@ flags.DEFINE_boolean('recompute_bn', True, 'export: recompute batch-norm statist
 flags.DEFINE_integer('bn_batches', 50, 'export: batches for the batch-norm statistics.', lower_bound=1)
 flags.DEFINE_integer('num', 64, 'sample: images (or interpolation rows).', lower_bound=1)
 flags.DEFINE_enum('mode', 'sample', ['sample', 'interpolate'], 'sample: what to draw.')
-flags.DEFINE_integer('steps', 10, 'sample: images per interpolation row.', lower_bound=2)
+flags.DEFINE_integer('interp_steps', 10, 'sample: images per interpolation row.', lower_bound=2)
 flags.DEFINE_string('out', 'grid.png', 'sample: PNG file of the grid.')
 flags.DEFINE_string('preset_dir', None, 'Folder of the preset flag files (default: the installed flags/).')
 

@@ -25,6 +25,7 @@ class Config:
     z_dim: int = 32
     bn: bool = False
     width: float = 1.0
+    precision: str = 'float32'  # or mixed_bfloat16 / mixed_float16
     # Loss coefficients (the original code's flags) and their warm-up.
     zn_rec: float = 0.0
     zh_rec: float = 0.0

@@ -128,7 +128,11 @@ ARCHITECTURES = {
 }
 
 
-def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1.0):
+PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
+
+
+def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1.0,
+                 precision='float32'):
     """Builds the encoder f and the decoder g of one architecture.
 
     Args:
@@ -139,6 +143,9 @@ def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1
         2 log 0.1.
       use_bn: batch normalisation in the layers the original marks (+BN).
       width: multiplier of the original base width (64, or 512 for resnet_32).
+      precision: a Keras dtype policy of `PRECISIONS`. With a mixed policy the layers compute
+        in 16 bits and keep float32 variables; the latent heads and the image output stay
+        float32, so every loss and its reductions (the log-determinant too) are float32.
 
     Returns:
       (encoder, decoder): `keras.Model`s named "encoder" ([B, S, S, C] -> [B, z_dim], or a
@@ -152,9 +159,20 @@ def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1
         raise ValueError(f'unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}')
     if z_dim < 1 or channels < 1 or width <= 0:
         raise ValueError('z_dim, channels and width must be positive')
+    if precision not in PRECISIONS:
+        raise ValueError(f'unknown precision {precision!r}; choose one of {PRECISIONS}')
     builder, base = ARCHITECTURES[arch]
     dim = max(1, int(round(base * width)))
     size = IMAGE_SIZE[arch]
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)  # only while these layers are made
+    try:
+        return _build(builder, size, z_dim, channels, variational, use_bn, dim)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(builder, size, z_dim, channels, variational, use_bn, dim):
     x = keras.Input((size, size, channels), name='x')
     z = keras.Input((z_dim,), name='z')
     h, image = builder(x, z, dim, channels, use_bn)

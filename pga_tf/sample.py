@@ -1,7 +1,7 @@
 """Draws a grid from an exported generator, with nothing but the SavedModel.
 
   python -m pga_tf.sample --export_dir=exports/pga_mnist --num=64 --seed=0 --out=grid.png
-  python -m pga_tf.sample --export_dir=exports/pga_mnist --mode=interpolate --num=8 --steps=10
+  python -m pga_tf.sample --export_dir=exports/pga_mnist --mode=interpolate --num=8 --interp_steps=10
 
 --export_dir is a model folder (the latest version is used, or --version) or a version folder.
 """
@@ -52,7 +52,7 @@ def main(argv):
     except FileNotFoundError as err:
         print(f'pga_tf.sample: error: {err}', file=sys.stderr)
         sys.exit(2)
-    grid = draw(tf.saved_model.load(path), FLAGS.mode, FLAGS.num, FLAGS.seed, FLAGS.steps)
+    grid = draw(tf.saved_model.load(path), FLAGS.mode, FLAGS.num, FLAGS.seed, FLAGS.interp_steps)
     summaries.write_png(grid, FLAGS.out)
     print(f'{FLAGS.out}: {grid.shape[1]}x{grid.shape[0]} from {path}')
 

@@ -193,7 +193,8 @@ def load_run(run_dir, checkpoint=None):
         raise ConfigError(f'no checkpoint {checkpoint or "in " + os.path.join(run_dir, "checkpoints")}')
     _, channels = config.image_shape()
     encoder, decoder = models.build_models(config.arch, config.z_dim, channels,
-                                           config.model in losses.VARIATIONAL, config.bn, config.width)
+                                           config.model in losses.VARIATIONAL, config.bn, config.width,
+                                           config.precision)
     step = tf.Variable(0, dtype=tf.int64)
     tf.train.Checkpoint(encoder=encoder, decoder=decoder, step=step).restore(path).expect_partial()
     return config, encoder, decoder, int(step), path
@@ -217,7 +218,7 @@ def train(config: Config, run_dir):
 
     variational = config.model in losses.VARIATIONAL
     encoder, decoder = models.build_models(config.arch, config.z_dim, channels, variational,
-                                           config.bn, config.width)
+                                           config.bn, config.width, config.precision)
     jit = {'auto': None, 'on': True, 'off': False}[config.jit_compile]
     tr = trainer.Trainer(config.model, encoder, decoder, config.loss_weights(), config.lr,
                          config.optimizer, config.init_steps, config.seed, jit,

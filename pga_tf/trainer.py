@@ -54,6 +54,11 @@ class Trainer:
         # One optimiser per network: a Keras 3 optimiser is bound to one variable list.
         self.opt_enc = make_optimizer(optimizer, learning_rate)
         self.opt_dec = make_optimizer(optimizer, learning_rate)
+        # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
+        self.loss_scaling = encoder.dtype_policy.name == 'mixed_float16'
+        if self.loss_scaling:
+            self.opt_enc = keras.optimizers.LossScaleOptimizer(self.opt_enc)
+            self.opt_dec = keras.optimizers.LossScaleOptimizer(self.opt_dec)
         # Built up front, so that a checkpoint restores into existing slots.
         self.opt_enc.build(encoder.trainable_variables)
         self.opt_dec.build(decoder.trainable_variables)
@@ -93,15 +98,19 @@ class Trainer:
         with tf.GradientTape(persistent=True) as tape:
             enc_loss, dec_loss, terms = losses.compute_losses(
                 self.method, self.encoder, self.decoder, x, noise, self.weights.scaled(gate))
+            enc_scaled, dec_scaled = enc_loss, dec_loss
+            if self.loss_scaling:
+                enc_scaled, dec_scaled = self.opt_enc.scale_loss(enc_loss), self.opt_dec.scale_loss(dec_loss)
         # ∂enc_loss/∂φ and ∂dec_loss/∂θ only: neither loss moves the other network.
         enc_vars = self.encoder.trainable_variables
         dec_vars = self.decoder.trainable_variables
-        enc_grads = tape.gradient(enc_loss, enc_vars)
-        dec_grads = tape.gradient(dec_loss, dec_vars)
+        enc_grads = tape.gradient(enc_scaled, enc_vars)
+        dec_grads = tape.gradient(dec_scaled, dec_vars)
         del tape
-        finite = tf.reduce_all(tf.stack(
-            [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
-            + [tf.reduce_all(tf.math.is_finite(g)) for g in enc_grads + dec_grads]))
+        checks = [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
+        if not self.loss_scaling:  # a loss-scale optimiser skips overflowing gradients itself
+            checks += [tf.reduce_all(tf.math.is_finite(g)) for g in enc_grads + dec_grads]
+        finite = tf.reduce_all(tf.stack(checks))
 
         def apply():
             self.opt_enc.apply(enc_grads, enc_vars)

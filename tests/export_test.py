@@ -26,7 +26,7 @@ def test_export_then_sample(exported, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert Image.open(tmp_path / 'grid.png').size == (4 * 28, 4 * 28)
     result = run('pga_tf.sample', f'--export_dir={export_dir / "1"}', '--mode=interpolate',
-                 '--num=3', '--steps=7', f'--out={tmp_path / "line.png"}')
+                 '--num=3', '--interp_steps=7', f'--out={tmp_path / "line.png"}')
     assert result.returncode == 0, result.stderr[-3000:]
     assert Image.open(tmp_path / 'line.png').size == (7 * 28, 3 * 28)
 

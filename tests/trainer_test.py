@@ -109,3 +109,19 @@ def test_bad_arguments():
         trainer.Trainer('gan', encoder, decoder, {}, 0.1)
     with pytest.raises(ValueError, match='unknown optimizer'):
         trainer.make_optimizer('rmsprop', 0.1)
+
+
+def test_mixed_bfloat16_keeps_float32_variables_and_losses():
+    x = tf.random.stateless_uniform([16, 28, 28, 1], [9, 9], -1, 1)
+    outs = {}
+    for precision in ('float32', 'mixed_bfloat16'):
+        tf.keras.utils.set_random_seed(7)
+        encoder, decoder = models.build_models('conv_mnist', 4, 1, True, width=1 / 8,
+                                               precision=precision)
+        assert all(v.dtype == 'float32' for v in encoder.variables + decoder.variables)
+        tr = trainer.Trainer('lvpga', encoder, decoder, WEIGHTS, 0.05, jit_compile=False)
+        outs[precision] = tr.train_step(x)
+        assert all(v.dtype == tf.float32 for k, v in outs[precision].items() if k != 'finite')
+    assert tf.keras.mixed_precision.global_policy().name == 'float32'  # left as it was
+    for k in ('img_rec', 'zn_rec', 'vkld', 'enc_loss'):
+        np.testing.assert_allclose(outs['mixed_bfloat16'][k], outs['float32'][k], rtol=0.05, err_msg=k)
