@@ -10,7 +10,7 @@ import sys
 
 from absl import flags
 
-from pga_tf import data, losses, models, trainer
+from pga_tf import data, distribute, losses, models, trainer
 from pga_tf.config import Config
 
 FLAGS = flags.FLAGS
@@ -51,6 +51,10 @@ flags.DEFINE_integer('sample_every', _DEFAULT.sample_every, 'Steps between sampl
 flags.DEFINE_integer('checkpoint_every', _DEFAULT.checkpoint_every, 'Steps between checkpoints.', lower_bound=1)
 flags.DEFINE_integer('max_to_keep', _DEFAULT.max_to_keep, 'Checkpoints kept.', lower_bound=1)
 flags.DEFINE_boolean('deterministic', _DEFAULT.deterministic, 'TensorFlow op determinism (slower).')
+flags.DEFINE_enum('strategy', _DEFAULT.strategy, distribute.STRATEGIES,
+                  'tf.distribute strategy; --batch_size is per replica. multi_worker reads TF_CONFIG.')
+flags.DEFINE_integer('cpu_replicas', _DEFAULT.cpu_replicas,
+                     'With --strategy=mirrored: split the CPU into this many devices (tests a multi-device run without GPUs).', lower_bound=0)
 flags.DEFINE_enum('on_nonfinite', _DEFAULT.on_nonfinite, ['stop', 'skip'],
                   'A non-finite loss or gradient: stop (the last checkpoint is kept), or skip the step.')
 flags.DEFINE_integer('max_skips', _DEFAULT.max_skips, 'With --on_nonfinite=skip: stop after this many skipped steps.', lower_bound=0)

@@ -47,6 +47,8 @@ class Config:
     checkpoint_every: int = 1000
     max_to_keep: int = 3
     deterministic: bool = False
+    strategy: str = 'default'  # tf.distribute: default, mirrored, multi_worker, tpu
+    cpu_replicas: int = 0  # > 1: mirror over that many logical CPU devices (testing)
     on_nonfinite: str = 'stop'  # or 'skip' the step
     max_skips: int = 10
     # In-loop evaluation (pga_tf.evaluation).

@@ -33,15 +33,20 @@ class LossWeights:
         return LossWeights(**{k: v * factor for k, v in dataclasses.asdict(self).items()})
 
 
-def draw_noise(generator, batch_size, z_dim):
-    """Draws every random tensor a loss needs from `generator` (a tf.random.Generator).
+def draw_noise(seed, batch_size, z_dim):
+    """Draws every random tensor a loss needs, as a function of `seed` alone.
+
+    Args:
+      seed: int32/int64 [2] (the trainer uses (seed, step)).
 
     Returns:
       dict of float32 [batch_size, z_dim] standard normal tensors: `z_prior` (samples of the
       prior), `eps` (reparameterisation noise) and `delta` (log-determinant direction).
     """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
     shape = [batch_size, z_dim]
-    return {name: generator.normal(shape) for name in ('z_prior', 'eps', 'delta')}
+    return {name: tf.random.stateless_normal(shape, seeds[i])
+            for i, name in enumerate(('z_prior', 'eps', 'delta'))}
 
 
 def mse(a, b):

@@ -132,7 +132,7 @@ PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
 
 
 def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1.0,
-                 precision='float32'):
+                 precision='float32', sync_bn=False):
     """Builds the encoder f and the decoder g of one architecture.
 
     Args:
@@ -146,6 +146,8 @@ def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1
       precision: a Keras dtype policy of `PRECISIONS`. With a mixed policy the layers compute
         in 16 bits and keep float32 variables; the latent heads and the image output stay
         float32, so every loss and its reductions (the log-determinant too) are float32.
+      sync_bn: batch statistics over all replicas of a tf.distribute strategy (as on one
+        device) instead of each replica's share of the batch.
 
     Returns:
       (encoder, decoder): `keras.Model`s named "encoder" ([B, S, S, C] -> [B, z_dim], or a
@@ -167,9 +169,13 @@ def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)  # only while these layers are made
     try:
-        return _build(builder, size, z_dim, channels, variational, use_bn, dim)
+        encoder, decoder = _build(builder, size, z_dim, channels, variational, use_bn, dim)
     finally:
         keras.config.set_dtype_policy(previous)
+    for layer in encoder.layers + decoder.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.synchronized = sync_bn  # read when the layer runs
+    return encoder, decoder
 
 
 def _build(builder, size, z_dim, channels, variational, use_bn, dim):

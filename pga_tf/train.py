@@ -14,7 +14,7 @@ import sys
 
 from absl import app, logging
 
-from pga_tf import cli_flags, data, train_lib
+from pga_tf import cli_flags, data, distribute, train_lib
 from pga_tf.config import Config, ConfigError
 from pga_tf.evaluation.features import FeaturesUnavailable
 
@@ -30,8 +30,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
     config = Config.from_flags(FLAGS)
+    if config.cpu_replicas > 1:
+        distribute.split_cpu(config.cpu_replicas)  # before TensorFlow starts its devices
+    # Before anything else runs: collective ops are configured at program start.
+    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
     try:
-        train_lib.train(config, FLAGS.run_dir or default_run_dir(config))
+        train_lib.train(config, FLAGS.run_dir or default_run_dir(config), strategy)
     except (data.DataError, ConfigError, FeaturesUnavailable) as err:
         print(f'pga_tf.train: error: {err}', file=sys.stderr)
         sys.exit(2)

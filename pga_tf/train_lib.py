@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import data, losses, models, summaries, trainer
+from pga_tf import data, distribute, losses, models, summaries, trainer
 from pga_tf.evaluation import evaluator
 from pga_tf.config import Config, ConfigError
 
@@ -22,11 +22,11 @@ _EVAL_BATCH = 500
 _REAL_IMAGES = 10_000
 
 
-def total_steps(config, num_train):
-    """Training length in steps: --train_steps, else --epochs full epochs."""
+def total_steps(config, num_train, global_batch):
+    """Training length in steps: --train_steps, else --epochs full epochs of the global batch."""
     if config.train_steps:
         return config.train_steps
-    return config.epochs * max(1, num_train // config.batch_size)
+    return config.epochs * max(1, num_train // global_batch)
 
 
 def _dataset(config, split, batch_size, size, channels, **kw):
@@ -112,7 +112,7 @@ def _guard(config, tr, step, out):
              f'({tr.manager.latest_checkpoint or "none yet"}) is untouched')
     if config.on_nonfinite == 'stop':
         raise DivergenceError(f'{where}. Lower --lr, or pass --on_nonfinite=skip.')
-    skipped = int(tr.skipped)
+    skipped = int(tr.skipped.numpy())
     tf.summary.scalar('guard/skipped_steps', skipped, step=step)
     logging.warning('%s; step skipped (%d so far, at most --max_skips=%d)', where, skipped,
                     config.max_skips)
@@ -120,7 +120,7 @@ def _guard(config, tr, step, out):
         raise DivergenceError(f'{where}; {skipped} steps skipped, more than --max_skips={config.max_skips}.')
 
 
-def _log(config, sums, count, elapsed, step, last, steps_per_epoch):
+def _log(config, sums, count, elapsed, step, last, steps_per_epoch, global_batch):
     """Scalars and the console line for the steps since the last log."""
     means = {k: float(v) / count for k, v in sums.items()}
     steps_per_sec = count / elapsed
@@ -128,10 +128,10 @@ def _log(config, sums, count, elapsed, step, last, steps_per_epoch):
         tf.summary.scalar(k if k.endswith('_loss') else f'losses/{k}', v, step=step)
     tf.summary.scalar('lr', config.lr, step=step)
     tf.summary.scalar('perf/steps_per_sec', steps_per_sec, step=step)
-    tf.summary.scalar('perf/images_per_sec', steps_per_sec * config.batch_size, step=step)
+    tf.summary.scalar('perf/images_per_sec', steps_per_sec * global_batch, step=step)
     logging.info('step %d/%d (epoch %.1f) %s | %.0f img/s | ETA %s', step, last,
                  step / steps_per_epoch, ' '.join(f'{k} {v:.4g}' for k, v in means.items()),
-                 steps_per_sec * config.batch_size, _format_eta((last - step) / steps_per_sec))
+                 steps_per_sec * global_batch, _format_eta((last - step) / steps_per_sec))
 
 
 class _StopSignals:
@@ -200,8 +200,12 @@ def load_run(run_dir, checkpoint=None):
     return config, encoder, decoder, int(step), path
 
 
-def train(config: Config, run_dir):
+def train(config: Config, run_dir, strategy=None):
     """Trains `config` in `run_dir`, resuming from its latest checkpoint if it has one.
+
+    `strategy` is the tf.distribute strategy (None: made from config.strategy); a
+    multi-worker strategy must be made before TensorFlow runs anything, so a program makes it
+    first and passes it here.
 
     Returns:
       the Trainer, at the final step.
@@ -216,26 +220,41 @@ def train(config: Config, run_dir):
 
     evaluate = _in_loop_evaluation(config) if config.eval_every else None
 
-    variational = config.model in losses.VARIATIONAL
-    encoder, decoder = models.build_models(config.arch, config.z_dim, channels, variational,
-                                           config.bn, config.width, config.precision)
+    strategy = strategy or distribute.make_strategy(config.strategy, config.cpu_replicas)
+    chief, task = distribute.worker(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1 and config.on_nonfinite == 'skip':
+        raise ConfigError('--on_nonfinite=skip needs a single replica; use stop')
+    with strategy.scope():
+        # Batch statistics over the global batch, as on one device.
+        encoder, decoder = models.build_models(
+            config.arch, config.z_dim, channels, config.model in losses.VARIATIONAL, config.bn,
+            config.width, config.precision, sync_bn=replicas > 1)
     jit = {'auto': None, 'on': True, 'off': False}[config.jit_compile]
+    # Every worker saves (a collective operation); only the chief's checkpoints are the run's.
+    checkpoint_dir = os.path.join(run_dir, 'checkpoints' if chief else f'.worker{task}_checkpoints')
     tr = trainer.Trainer(config.model, encoder, decoder, config.loss_weights(), config.lr,
-                         config.optimizer, config.init_steps, config.seed, jit,
-                         os.path.join(run_dir, 'checkpoints'), config.max_to_keep)
+                         config.optimizer, config.init_steps, config.seed, jit, checkpoint_dir,
+                         config.max_to_keep, strategy)
     os.makedirs(run_dir, exist_ok=True)
     resumed = tr.restore()
-    start = int(tr.step)
+    start = int(tr.step.numpy())
 
-    train_ds, num_train = _dataset(config, 'train', config.batch_size, size, channels,
+    global_batch = config.batch_size * replicas
+    train_ds, num_train = _dataset(config, 'train', global_batch, size, channels,
                                    skip_batches=start)
-    steps_per_epoch = max(1, num_train // config.batch_size)
-    last = total_steps(config, num_train)
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, 'train'))
-    _write_config(config, run_dir, writer)
-    fixed_x, fixed_z = _fixed_inputs(config, run_dir, size, channels, config.z_dim)
-    logging.info('%s %s in %s: steps %d -> %d (%d per epoch)', 'Resuming' if resumed else 'Training',
-                 config.model, run_dir, start, last, steps_per_epoch)
+    train_ds = strategy.experimental_distribute_dataset(train_ds)
+    steps_per_epoch = max(1, num_train // global_batch)
+    last = total_steps(config, num_train, global_batch)
+    if chief:
+        writer = tf.summary.create_file_writer(os.path.join(run_dir, 'train'))
+        _write_config(config, run_dir, writer)
+        fixed_x, fixed_z = _fixed_inputs(config, run_dir, size, channels, config.z_dim)
+    else:
+        writer, evaluate = tf.summary.create_noop_writer(), None
+    logging.info('%s %s in %s: steps %d -> %d (%d per epoch), %d replica(s) of batch %d',
+                 'Resuming' if resumed else 'Training', config.model, run_dir, start, last,
+                 steps_per_epoch, replicas, config.batch_size)
 
     sample_dir = os.path.join(run_dir, 'samples')
     sums, count, t0, t_start = None, 0, time.perf_counter(), time.perf_counter()
@@ -251,9 +270,10 @@ def train(config: Config, run_dir):
             else:
                 _guard(config, tr, step, out)
             if (step % config.log_every == 0 or step == last) and count:
-                _log(config, sums, count, time.perf_counter() - t0, step, last, steps_per_epoch)
+                _log(config, sums, count, time.perf_counter() - t0, step, last, steps_per_epoch,
+                     global_batch)
                 sums, count, t0 = None, 0, time.perf_counter()
-            if step % config.sample_every == 0 or step == last:
+            if chief and (step % config.sample_every == 0 or step == last):
                 summaries.write_grids(_grids(tr, fixed_x, fixed_z), sample_dir, step)
             if evaluate and (step % config.eval_every == 0 or step == last):
                 tf.summary.scalar(f'eval/fid_{evaluate.key}', evaluate(tr.decoder, step), step=step)
@@ -264,6 +284,6 @@ def train(config: Config, run_dir):
                 logging.info('Stopped by %s at step %d; checkpoint saved. Resume with: '
                              'python -m pga_tf.train --run_dir=%s', stop.signal, step, run_dir)
                 return tr
-    logging.info('Done: step %d in %s (%s); checkpoints in %s', int(tr.step), run_dir,
+    logging.info('Done: step %d in %s (%s); checkpoints in %s', int(tr.step.numpy()), run_dir,
                  _format_eta(time.perf_counter() - t_start), os.path.join(run_dir, 'checkpoints'))
     return tr

@@ -1,7 +1,7 @@
 """The training step: separate gradients of the encoder's loss (φ) and the decoder's loss (θ).
 
-`Trainer` owns the two networks, one optimiser for each, the step counter, the random
-generator that draws every training noise, and their checkpoint.
+`Trainer` owns the two networks, one optimiser for each, the step counter, the seed of the
+training noise, the tf.distribute strategy they live in, and their checkpoint.
 """
 import tensorflow as tf
 import keras
@@ -36,14 +36,19 @@ class Trainer:
       optimizer: 'sgd' (momentum 0.9) or 'adam'.
       init_steps: every coefficient in `weights` is 0 for the first `init_steps` steps, as in
         the original LPGA/LVPGA code; only the reconstruction terms train meanwhile.
-      seed: seed of the generator of the training noise.
-      jit_compile: compile the step with XLA; None picks `default_jit_compile()`.
+      seed: seed of the training noise; step s draws its noise from (seed, s), so the noise
+        does not depend on the strategy, the number of replicas or a resume.
+      jit_compile: compile the step with XLA; None picks `default_jit_compile()`. Off with
+        several replicas (XLA cannot reach other devices' variables under MirroredStrategy).
       checkpoint_dir: where `save` and `restore` keep checkpoints (None: no checkpoints).
       max_to_keep: checkpoints kept in `checkpoint_dir`.
+      strategy: the tf.distribute strategy whose scope holds the models (None: the default).
+        `train_step` then takes the per-replica batches of a distributed dataset.
     """
 
     def __init__(self, method, encoder, decoder, weights, learning_rate, optimizer='sgd',
-                 init_steps=0, seed=0, jit_compile=None, checkpoint_dir=None, max_to_keep=3):
+                 init_steps=0, seed=0, jit_compile=None, checkpoint_dir=None, max_to_keep=3,
+                 strategy=None):
         if method not in losses.METHODS:
             raise ValueError(f'unknown method {method!r}; choose one of {sorted(losses.METHODS)}')
         self.method = method
@@ -51,42 +56,64 @@ class Trainer:
         self.weights = weights if isinstance(weights, losses.LossWeights) else losses.LossWeights(**weights)
         self.init_steps = init_steps
         self.z_dim = decoder.input_shape[-1]
-        # One optimiser per network: a Keras 3 optimiser is bound to one variable list.
-        self.opt_enc = make_optimizer(optimizer, learning_rate)
-        self.opt_dec = make_optimizer(optimizer, learning_rate)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
         # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
         self.loss_scaling = encoder.dtype_policy.name == 'mixed_float16'
-        if self.loss_scaling:
-            self.opt_enc = keras.optimizers.LossScaleOptimizer(self.opt_enc)
-            self.opt_dec = keras.optimizers.LossScaleOptimizer(self.opt_dec)
-        # Built up front, so that a checkpoint restores into existing slots.
-        self.opt_enc.build(encoder.trainable_variables)
-        self.opt_dec.build(decoder.trainable_variables)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-        # Steps whose loss or gradient was not finite, and so were not applied.
-        self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name='skipped')
-        self.generator = tf.random.Generator.from_seed(seed)
-        self.jit_compile = default_jit_compile() if jit_compile is None else jit_compile
+        with self.strategy.scope():
+            # One optimiser per network: a Keras 3 optimiser is bound to one variable list.
+            self.opt_enc = make_optimizer(optimizer, learning_rate)
+            self.opt_dec = make_optimizer(optimizer, learning_rate)
+            if self.loss_scaling:
+                self.opt_enc = keras.optimizers.LossScaleOptimizer(self.opt_enc)
+                self.opt_dec = keras.optimizers.LossScaleOptimizer(self.opt_dec)
+            # Built up front: a checkpoint restores into existing slots, and a distributed
+            # step cannot create them (NOTES.md §4).
+            self.opt_enc.build(encoder.trainable_variables)
+            self.opt_dec.build(decoder.trainable_variables)
+            # Replicas update these counters alike; the first replica's update is kept.
+            counter = dict(dtype=tf.int64, trainable=False,
+                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.step = tf.Variable(0, name='step', **counter)
+            # Steps whose loss or gradient was not finite, and so were not applied.
+            self.skipped = tf.Variable(0, name='skipped', **counter)
+            self.seed = tf.Variable(seed, name='seed', **counter)
+        self.jit_compile = (default_jit_compile() if jit_compile is None else jit_compile) \
+            and self.replicas == 1
         # Noise is drawn outside the XLA cluster: XLA's random numbers differ from TF's, and
-        # drawing them here keeps XLA on and off on the same noise for the same seed.
-        self.update = tf.function(self._update, jit_compile=self.jit_compile)
+        # drawing them here keeps XLA on and off on the same noise for the same seed. With
+        # several replicas the update must not be a nested tf.function (its optimiser sums
+        # cross replicas), so it is traced as part of train_step.
+        self.update = (tf.function(self._update, jit_compile=self.jit_compile)
+                       if self.replicas == 1 else self._update)
         self.train_step = tf.function(self._train_step)
 
         self.checkpoint = tf.train.Checkpoint(
             encoder=encoder, decoder=decoder, opt_enc=self.opt_enc, opt_dec=self.opt_dec,
-            step=self.step, skipped=self.skipped, generator=self.generator)
+            step=self.step, skipped=self.skipped, seed=self.seed)
         self.manager = (tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep)
                         if checkpoint_dir else None)
 
     def _train_step(self, x):
-        """One update of φ and θ on a batch x [B, H, W, C].
+        """One update of φ and θ on a batch x [B, H, W, C] (per replica with a strategy).
 
         Returns:
-          the scalar losses by name, and `finite`: False when a loss or a gradient was not
-          finite, in which case nothing was changed (weights, optimiser slots, batch-norm
-          statistics) but `step` and `skipped`.
+          the scalar losses by name (means over the global batch), and `finite`: False when a
+          loss or a gradient was not finite, in which case nothing was changed (weights,
+          optimiser slots, batch-norm statistics) but `step` and `skipped`.
         """
-        return self.update(x, losses.draw_noise(self.generator, tf.shape(x)[0], self.z_dim))
+        out = self.strategy.run(self._replica_step, args=(x,))
+        return {k: self.strategy.reduce('MEAN', v, axis=None) for k, v in out.items()}
+
+    def _replica_step(self, x):
+        # Every replica draws the global batch's noise from (seed, step) and keeps its rows,
+        # so the noise is the same whatever the number of replicas.
+        local = tf.shape(x)[0]
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        noise = losses.draw_noise(tf.stack([self.seed, self.step]), local * self.replicas, self.z_dim)
+        start = tf.cast(replica, tf.int32) * local
+        out = self.update(x, {k: v[start:start + local] for k, v in noise.items()})
+        return {**out, 'finite': tf.cast(out['finite'], tf.float32)}
 
     def _update(self, x, noise):
         """The update of `_train_step` for given noise (a `losses.draw_noise` dict)."""
@@ -98,9 +125,11 @@ class Trainer:
         with tf.GradientTape(persistent=True) as tape:
             enc_loss, dec_loss, terms = losses.compute_losses(
                 self.method, self.encoder, self.decoder, x, noise, self.weights.scaled(gate))
-            enc_scaled, dec_scaled = enc_loss, dec_loss
+            # Keras optimisers sum the replicas' gradients: each replica's losses (means over
+            # its share of the batch) count 1/replicas of the global mean.
+            enc_scaled, dec_scaled = enc_loss / self.replicas, dec_loss / self.replicas
             if self.loss_scaling:
-                enc_scaled, dec_scaled = self.opt_enc.scale_loss(enc_loss), self.opt_dec.scale_loss(dec_loss)
+                enc_scaled, dec_scaled = self.opt_enc.scale_loss(enc_scaled), self.opt_dec.scale_loss(dec_scaled)
         # ∂enc_loss/∂φ and ∂dec_loss/∂θ only: neither loss moves the other network.
         enc_vars = self.encoder.trainable_variables
         dec_vars = self.decoder.trainable_variables
@@ -110,7 +139,9 @@ class Trainer:
         checks = [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
         if not self.loss_scaling:  # a loss-scale optimiser skips overflowing gradients itself
             checks += [tf.reduce_all(tf.math.is_finite(g)) for g in enc_grads + dec_grads]
-        finite = tf.reduce_all(tf.stack(checks))
+        # One decision for all replicas: their optimiser updates meet in an all-reduce.
+        bad = tf.cast(tf.logical_not(tf.reduce_all(tf.stack(checks))), tf.float32)
+        finite = tf.distribute.get_replica_context().all_reduce('SUM', bad) == 0
 
         def apply():
             self.opt_enc.apply(enc_grads, enc_vars)
@@ -122,7 +153,13 @@ class Trainer:
                 v.assign(value)
             return tf.constant(1, tf.int64)
 
-        self.skipped.assign_add(tf.cond(finite, apply, undo))
+        if self.replicas == 1:
+            self.skipped.assign_add(tf.cond(finite, apply, undo))
+        else:
+            # A cond cannot hold the optimisers' cross-replica sums: the update is applied, and
+            # the training loop stops on a non-finite step (--on_nonfinite=skip needs 1 replica).
+            apply()
+            self.skipped.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
         self.step.assign_add(1)
         return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms, 'finite': finite}
 

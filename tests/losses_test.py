@@ -150,13 +150,16 @@ def test_vrec_reaches_encoder_only_through_sigma(method):
 
 
 def test_draw_noise_shapes_and_determinism():
-    a = losses.draw_noise(tf.random.Generator.from_seed(3), 7, 5)
-    b = losses.draw_noise(tf.random.Generator.from_seed(3), 7, 5)
+    a = losses.draw_noise([3, 1], 7, 5)
+    b = losses.draw_noise(tf.constant([3, 1], tf.int64), 7, 5)
+    c = losses.draw_noise([3, 2], 7, 5)
     assert sorted(a) == ['delta', 'eps', 'z_prior']
     for k in a:
         assert a[k].shape == (7, 5)
         np.testing.assert_array_equal(a[k], b[k])
-    assert not np.allclose(a['eps'], a['delta'])
+    assert not np.allclose(a['eps'], a['delta']) and not np.allclose(a['eps'], c['eps'])
+    for k in a:  # standard normal
+        assert abs(float(tf.reduce_mean(losses.draw_noise([0, 0], 4000, 5)[k]))) < 0.05
 
 
 def test_unknown_method():
