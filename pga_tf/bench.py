@@ -2,7 +2,7 @@
 
   python -m pga_tf.bench --arch=conv_mnist --model=vpga              # one configuration
   python -m pga_tf.bench --arch=conv_64 --model=lpga --compare       # XLA on/off x precisions, ratios
-  python -m pga_tf.bench --all --json                                # every (arch, method), JSON lines
+  python -m pga_tf.bench --archs=conv_mnist,conv_64 --models=ae,vae,lpga,vpga,lvpga --json
 
 Each configuration builds the architecture with its paper preset (conv_mnist: MNIST, conv_32 and
 resnet_32: CIFAR-10, conv_64: CelebA), runs --warmup steps, then times --steps steps (each
@@ -28,7 +28,8 @@ flags.DEFINE_integer('warmup', 3, 'Untimed steps first (tracing, compilation).',
 flags.DEFINE_enum('xla', 'off', ['on', 'off'], 'jit_compile the step.')
 flags.DEFINE_bool('json', False, 'Print one JSON object per configuration.')
 flags.DEFINE_bool('compare', False, 'XLA on/off and every precision in one process, with ratios.')
-flags.DEFINE_bool('all', False, 'Every (arch, method) pair at the given --xla and --precision.')
+flags.DEFINE_list('archs', [], 'Time every (arch, model) of --archs x --models (default: --arch).')
+flags.DEFINE_list('models', [], 'Methods for --archs (default: --model).')
 FLAGS = cli_flags.FLAGS
 
 PRESET_DATASET = {'conv_mnist': 'mnist', 'conv_32': 'cifar10', 'resnet_32': 'cifar10',
@@ -195,11 +196,10 @@ def main(argv):
     if FLAGS.compare:
         compare(FLAGS.arch, FLAGS.model, FLAGS.batch_size)
         return
-    pairs = ([(a, m) for a in models.ARCHITECTURES for m in losses.METHODS] if FLAGS.all
-             else [(FLAGS.arch, FLAGS.model)])
-    for arch, model in pairs:
-        _print(time_step(arch, model, FLAGS.batch_size, FLAGS.steps, FLAGS.warmup,
-                         FLAGS.xla == 'on', FLAGS.precision))
+    for arch in FLAGS.archs or [FLAGS.arch]:
+        for model in FLAGS.models or [FLAGS.model]:
+            _print(time_step(arch, model, FLAGS.batch_size, FLAGS.steps, FLAGS.warmup,
+                             FLAGS.xla == 'on', FLAGS.precision))
 
 
 if __name__ == '__main__':
