@@ -9,7 +9,6 @@ It is a benchmark, not a test.
 """
 import json
 import os
-import platform
 import tempfile
 import time
 
@@ -17,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import export_lib, models
+from pga_tf import device_info, export_lib, models
 
 flags.DEFINE_list('archs', ['conv_mnist', 'conv_64'], 'Architectures to time.')
 flags.DEFINE_integer('calls', 200, 'Calls at batch 1 (latency); larger batches use fewer.')
@@ -27,17 +26,6 @@ FLAGS = flags.FLAGS
 # Paper settings: (z_dim, channels, batch norm).
 SETTINGS = {'conv_mnist': (32, 1, False), 'conv_32': (128, 3, True), 'conv_64': (128, 3, True),
             'resnet_32': (128, 3, True)}
-
-
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    gpus = tf.config.list_physical_devices('GPU')
-    return f'{cpu}, {os.cpu_count()} CPUs{", GPU" if gpus else ", no GPU"}, TF {tf.__version__}'
 
 
 def time_calls(fn, z, calls):
@@ -70,7 +58,7 @@ def bench(arch, calls):
 
 def main(argv):
     del argv
-    print(f'machine: {machine()}')
+    print(f'machine: {device_info.describe()}, TF {tf.__version__}')
     for arch in FLAGS.archs:
         r = bench(arch, FLAGS.calls)
         if FLAGS.json:

