@@ -1,4 +1,24 @@
-"""Shared fixtures: quiet TensorFlow, and tiny models whose forward pass NumPy can repeat."""
+"""Shared fixtures: quiet TensorFlow, and one short run exported for the export tests."""
 import os
 
+import pytest
+
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+# Latent size of the shared short run.
+Z_DIM = 8
+
+
+@pytest.fixture(scope='session')
+def exported(tmp_path_factory):
+    """A short mnist_5k run, its restored models, and their export (shared by the export,
+    serving and sample tests)."""
+    from pga_tf import export_lib, train_lib
+    from train_lib_test import small_config
+
+    root = tmp_path_factory.mktemp('export')
+    run_dir = str(root / 'run')
+    train_lib.train(small_config('mnist_5k', 'vpga', train_steps=3, width=0.25, z_dim=Z_DIM), run_dir)
+    _, encoder, decoder, _, _ = train_lib.load_run(run_dir)
+    path = export_lib.export(encoder, decoder, str(root / 'exports' / 'pga_mnist'))
+    return root, encoder, decoder, path

@@ -9,21 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import data, export_lib, models, train_lib
-from train_lib_test import small_config
-
-Z_DIM = 8
-
-
-@pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    """A short run, its restored models, and their export."""
-    root = tmp_path_factory.mktemp('export')
-    run_dir = str(root / 'run')
-    train_lib.train(small_config('mnist_5k', 'vpga', train_steps=3, width=0.25, z_dim=Z_DIM), run_dir)
-    _, encoder, decoder, _, _ = train_lib.load_run(run_dir)
-    path = export_lib.export(encoder, decoder, str(root / 'exports' / 'pga_mnist'))
-    return root, encoder, decoder, path
+from pga_tf import data, export_lib, models
+from conftest import Z_DIM
 
 
 FRESH = r'''

@@ -5,7 +5,6 @@ import sys
 
 from PIL import Image
 
-from export_lib_test import exported  # noqa: F401  (module fixture)
 
 
 def run(module, *args):

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from pga_tf import serving
-from export_lib_test import Z_DIM, exported  # noqa: F401  (module fixture)
+from conftest import Z_DIM
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
