@@ -218,13 +218,13 @@ def train(config: Config, run_dir, strategy=None):
     # Data first: a dataset that cannot be read fails before anything is written.
     data.image_source(config.dataset, 'train', config.data_dir or None, size, channels, config.crop)
 
-    evaluate = _in_loop_evaluation(config) if config.eval_every else None
-
     strategy = strategy or distribute.make_strategy(config.strategy, config.cpu_replicas)
     chief, task = distribute.worker(strategy)
     replicas = strategy.num_replicas_in_sync
     if replicas > 1 and config.on_nonfinite == 'skip':
         raise ConfigError('--on_nonfinite=skip needs a single replica; use stop')
+    # The chief evaluates; features and real statistics are ready before training starts.
+    evaluate = _in_loop_evaluation(config) if config.eval_every and chief else None
     with strategy.scope():
         # Batch statistics over the global batch, as on one device.
         encoder, decoder = models.build_models(
@@ -251,7 +251,7 @@ def train(config: Config, run_dir, strategy=None):
         _write_config(config, run_dir, writer)
         fixed_x, fixed_z = _fixed_inputs(config, run_dir, size, channels, config.z_dim)
     else:
-        writer, evaluate = tf.summary.create_noop_writer(), None
+        writer = tf.summary.create_noop_writer()
     logging.info('%s %s in %s: steps %d -> %d (%d per epoch), %d replica(s) of batch %d',
                  'Resuming' if resumed else 'Training', config.model, run_dir, start, last,
                  steps_per_epoch, replicas, config.batch_size)
