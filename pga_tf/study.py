@@ -42,23 +42,41 @@ def study_config(method, seed, steps, width):
                                    model=method)
     # A warm-up longer than half the run (only with --quick) would leave the method untried.
     # A step whose log-determinant is -inf (h(z + d) = h(z) in float32) is skipped and
-    # counted, not fatal: the table reports how many were.
+    # counted; a run with more than 10 such steps ends, and the table reports it as diverged.
     return dataclasses.replace(preset, seed=seed, train_steps=steps, width=width,
                                init_steps=min(preset.init_steps, steps // 2), sample_every=steps,
                                checkpoint_every=steps, log_every=max(1, steps // 10),
-                               on_nonfinite='skip', max_skips=max(10, steps // 20))
+                               on_nonfinite='skip', max_skips=10)
+
+
+def _train_and_evaluate(config, run_dir, stats_dir, samples, repeats):
+    """One run's distances, or the step where it diverged (recorded, not hidden)."""
+    try:
+        tr = train_lib.train(config, run_dir)
+    except train_lib.DivergenceError as err:
+        logging.warning('%s diverged: %s', run_dir, err)
+        return {'diverged': str(err)}
+    features = evaluator.make_features('classifier', DATASET, stats_dir)
+    result = evaluator.evaluate_models(tr.encoder, tr.decoder, config, features, stats_dir,
+                                       samples, repeats, seed=1000 * config.seed)
+    return {**result, 'skipped_steps': int(tr.skipped.numpy())}
 
 
 def summarise(per_run):
-    """Mean ± std over seeds of each run's mean distance, and the mean within-seed std."""
+    """Mean ± std over the finished seeds of each run's mean distance, the mean within-seed std,
+    and how many seeds diverged."""
     table = {}
-    for method, runs in per_run.items():
+    for method, all_runs in per_run.items():
+        runs = [r for r in all_runs if 'fid' in r]
+        if not runs:
+            table[method] = {'seeds': 0, 'diverged': len(all_runs)}
+            continue
         means = [r['fid']['mean'] for r in runs]
         table[method] = {'mean': float(np.mean(means)), 'std_over_seeds': float(np.std(means)),
                          'std_within_seed': float(np.mean([r['fid']['std'] for r in runs])),
                          'rec_mean': float(np.mean([r['rec_fid'] for r in runs])),
                          'skipped_steps': sum(r['skipped_steps'] for r in runs),
-                         'seeds': len(runs), 'per_seed': means}
+                         'seeds': len(runs), 'diverged': len(all_runs) - len(runs), 'per_seed': means}
     return table
 
 
@@ -66,11 +84,15 @@ def markdown(table, settings):
     lines = [f"Offline Fréchet distance on mnist_5k (classifier features, {settings['samples']} samples "
              f"× {settings['repeats']} sets per run; mean ± std over {settings['seeds']} seeds; lower is better). "
              'Not comparable to Inception FIDs.', '',
-             '| method | sample distance | within-seed std | reconstruction distance | skipped steps |',
-             '|---|---|---|---|---|']
-    for method, r in sorted(table.items(), key=lambda kv: kv[1]['mean']):
+             '| method | sample distance | within-seed std | reconstruction distance | seeds finished | skipped steps |',
+             '|---|---|---|---|---|---|']
+    for method, r in sorted(table.items(), key=lambda kv: kv[1].get('mean', float('inf'))):
+        finished = f"{r['seeds']} of {r['seeds'] + r['diverged']}"
+        if not r['seeds']:
+            lines.append(f'| {method} | diverged | | | {finished} | |')
+            continue
         lines.append(f"| {method} | {r['mean']:.2f} ± {r['std_over_seeds']:.2f} | "
-                     f"{r['std_within_seed']:.2f} | {r['rec_mean']:.2f} | {r['skipped_steps']} |")
+                     f"{r['std_within_seed']:.2f} | {r['rec_mean']:.2f} | {finished} | {r['skipped_steps']} |")
     lines += ['', f"{settings['steps']} steps per run, width {settings['width']}, batch 64; "
               f"{settings['machine']}; {settings['date']}; {settings['minutes']:.0f} min in total; "
               f"`{settings['command']}`."]
@@ -93,18 +115,15 @@ def main(argv):
             run_dir = os.path.join(FLAGS.out_dir, 'runs', f'{method}_seed{seed}')
             result_path = os.path.join(run_dir, 'study.json')
             if not os.path.exists(result_path):
-                tr = train_lib.train(config, run_dir)
-                features = evaluator.make_features('classifier', DATASET, stats_dir)
-                result = evaluator.evaluate_models(tr.encoder, tr.decoder, config, features,
-                                                   stats_dir, samples, repeats, seed=1000 * seed)
-                result['skipped_steps'] = int(tr.skipped.numpy())
-                with open(result_path, 'w') as f:
-                    json.dump(result, f, indent=2)
+                with open(result_path + '.tmp', 'w') as f:
+                    json.dump(_train_and_evaluate(config, run_dir, stats_dir, samples, repeats), f, indent=2)
+                os.replace(result_path + '.tmp', result_path)
             with open(result_path) as f:
                 per_run.setdefault(method, []).append(json.load(f))
-            logging.info('%s seed %d: %.2f', method, seed, per_run[method][-1]['fid']['mean'])
+            logging.info('%s seed %d: %s', method, seed, per_run[method][-1].get('fid', 'diverged'))
         grid = os.path.join(FLAGS.out_dir, 'runs', f'{method}_seed0', 'samples', f'samples_{steps:07d}.png')
-        shutil.copy(grid, os.path.join(FLAGS.out_dir, f'{method}_samples.png'))
+        if os.path.exists(grid):  # seed 0 finished
+            shutil.copy(grid, os.path.join(FLAGS.out_dir, f'{method}_samples.png'))
     table = summarise(per_run)
     settings = {'steps': steps, 'width': width, 'seeds': seeds, 'samples': samples,
                 'repeats': repeats, 'minutes': (time.time() - start) / 60,
