@@ -115,8 +115,9 @@ def main(argv):
             run_dir = os.path.join(FLAGS.out_dir, 'runs', f'{method}_seed{seed}')
             result_path = os.path.join(run_dir, 'study.json')
             if not os.path.exists(result_path):
+                result = _train_and_evaluate(config, run_dir, stats_dir, samples, repeats)
                 with open(result_path + '.tmp', 'w') as f:
-                    json.dump(_train_and_evaluate(config, run_dir, stats_dir, samples, repeats), f, indent=2)
+                    json.dump(result, f, indent=2)
                 os.replace(result_path + '.tmp', result_path)
             with open(result_path) as f:
                 per_run.setdefault(method, []).append(json.load(f))
