@@ -118,9 +118,10 @@ class Trainer:
 
     def _update(self, x, noise):
         """The update of `_train_step` for given noise (a `losses.draw_noise` dict)."""
-        # Batch norm updates its statistics in the forward pass: keep them to undo a bad step.
+        # Batch norm updates its statistics in the forward pass: keep them to undo a bad step
+        # (one replica only: with several, a bad step stops training instead).
         state = self.encoder.non_trainable_variables + self.decoder.non_trainable_variables
-        saved = [tf.identity(v) for v in state]
+        saved = [tf.identity(v) for v in state] if self.replicas == 1 else []
         # The original's warm-up: auxiliary coefficients are 0 before init_steps.
         gate = tf.cast(self.step >= self.init_steps, tf.float32)
         with tf.GradientTape(persistent=True) as tape:
