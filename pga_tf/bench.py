@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, data, device_info, losses, models, trainer
+from pga_tf import cli_flags, data, device_info, models, trainer
 from pga_tf.config import Config
 
 flags.DEFINE_integer('steps', 20, 'Timed steps per configuration.', lower_bound=1)
@@ -41,10 +41,7 @@ def preset(arch, model, batch_size):
 
 
 def make_trainer(config, xla, precision):
-    _, channels = config.image_shape()
-    encoder, decoder = models.build_models(config.arch, config.z_dim, channels,
-                                           config.model in losses.VARIATIONAL, config.bn,
-                                           config.width, precision)
+    encoder, decoder = config.build_models(precision)
     # init_steps 0: time the full step, every term switched on.
     return trainer.Trainer(config.model, encoder, decoder, config.loss_weights(), config.lr,
                            jit_compile=xla)

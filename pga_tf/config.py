@@ -104,6 +104,13 @@ class Config:
                               f'--dataset={self.dataset} has {spec.size}x{spec.size}')
         return size, spec.channels or self.channels
 
+    def build_models(self, precision=None, sync_bn=False):
+        """(encoder, decoder) of this Config (`precision` overrides its own)."""
+        _, channels = self.image_shape()
+        return models.build_models(self.arch, self.z_dim, channels,
+                                   self.model in losses.VARIATIONAL, self.bn, self.width,
+                                   precision or self.precision, sync_bn)
+
     def loss_weights(self):
         return losses.LossWeights(zn_rec=self.zn_rec, zh_rec=self.zh_rec, nll=self.nll,
                                   vrec=self.vrec, vkld=self.vkld)

@@ -103,11 +103,16 @@ def prior_batches(z_dim, num_batches, batch_size=256, seed=0):
     return (generator.normal([batch_size, z_dim]) for _ in range(num_batches))
 
 
+def versions(export_dir):
+    """Sorted numbers of the version folders in `export_dir` (none if it does not exist)."""
+    if not os.path.isdir(export_dir):
+        return []
+    return sorted(int(n) for n in os.listdir(export_dir) if re.fullmatch(r'\d+', n))
+
+
 def next_version(export_dir):
-    """1 + the largest numbered version folder in `export_dir` (1 for a new one)."""
-    versions = [int(n) for n in os.listdir(export_dir) if re.fullmatch(r'\d+', n)] \
-        if os.path.isdir(export_dir) else []
-    return max(versions, default=0) + 1
+    """1 + the largest version in `export_dir` (1 for a new one)."""
+    return max(versions(export_dir), default=0) + 1
 
 
 def models_config(name, base_path):

@@ -7,13 +7,12 @@
 """
 import math
 import os
-import re
 import sys
 
 import tensorflow as tf
 from absl import app
 
-from pga_tf import cli_flags, summaries
+from pga_tf import cli_flags, export_lib, summaries
 
 FLAGS = cli_flags.FLAGS
 
@@ -22,8 +21,7 @@ def version_dir(export_dir, version=0):
     """The SavedModel folder: `export_dir` itself, or its version `version` (0: the latest)."""
     if os.path.exists(os.path.join(export_dir, 'saved_model.pb')):
         return export_dir
-    versions = sorted(int(n) for n in os.listdir(export_dir) if re.fullmatch(r'\d+', n)) \
-        if os.path.isdir(export_dir) else []
+    versions = export_lib.versions(export_dir)
     if not versions or (version and version not in versions):
         raise FileNotFoundError(f'no SavedModel version {version or ""} in {export_dir}'.replace('  ', ' '))
     return os.path.join(export_dir, str(version or versions[-1]))

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import data, distribute, losses, models, summaries, trainer
+from pga_tf import data, distribute, summaries, trainer
 from pga_tf.evaluation import evaluator
 from pga_tf.config import Config, ConfigError
 
@@ -191,10 +191,7 @@ def load_run(run_dir, checkpoint=None):
     path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
     if not path or not tf.io.gfile.exists(path + '.index'):
         raise ConfigError(f'no checkpoint {checkpoint or "in " + os.path.join(run_dir, "checkpoints")}')
-    _, channels = config.image_shape()
-    encoder, decoder = models.build_models(config.arch, config.z_dim, channels,
-                                           config.model in losses.VARIATIONAL, config.bn, config.width,
-                                           config.precision)
+    encoder, decoder = config.build_models()
     step = tf.Variable(0, dtype=tf.int64)
     tf.train.Checkpoint(encoder=encoder, decoder=decoder, step=step).restore(path).expect_partial()
     return config, encoder, decoder, int(step), path
@@ -227,9 +224,7 @@ def train(config: Config, run_dir, strategy=None):
     evaluate = _in_loop_evaluation(config) if config.eval_every and chief else None
     with strategy.scope():
         # Batch statistics over the global batch, as on one device.
-        encoder, decoder = models.build_models(
-            config.arch, config.z_dim, channels, config.model in losses.VARIATIONAL, config.bn,
-            config.width, config.precision, sync_bn=replicas > 1)
+        encoder, decoder = config.build_models(sync_bn=replicas > 1)
     jit = {'auto': None, 'on': True, 'off': False}[config.jit_compile]
     # Every worker saves (a collective operation); only the chief's checkpoints are the run's.
     checkpoint_dir = os.path.join(run_dir, 'checkpoints' if chief else f'.worker{task}_checkpoints')
