@@ -88,36 +88,50 @@ def has_batch_norm(*models):
                for model in models for layer in model.layers)
 
 
-def latent_maps(encoder, decoder, zs, blocked=(), training=True):
-    """h = f∘g on every latent batch of `zs`, and h' on those named in `blocked`.
+def frozen_encode(encoder, v, training=True):
+    """f(v) with f's weights held constant: the gradient reaches v, never f's weights.
 
-    h' has h's value, but f's weights get no gradient from it while f's input keeps its own
-    (the original's trick: f(u) - (f(sg(u)) - sg(f(u))), u = g(z)). Without batch norm the
-    batches go through g and f together, one call each (the same maths, per example); with it
-    each batch keeps its own call and batch statistics, as in the original.
+    One pass through `encoder.stateless_call` with stop-gradient weights, so the weight
+    gradient is exactly zero (the original's f(u) - (f(sg u) - sg f(u)) costs a second pass
+    and cancels only up to round-off). Batch-norm statistics are used but not updated.
+    """
+    weights = [tf.stop_gradient(w.value) for w in encoder.trainable_variables]
+    state = [w.value for w in encoder.non_trainable_variables]
+    out, _ = encoder.stateless_call(weights, state, v, training=training)
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
+def latent_maps(encoder, decoder, zs, h=(), h_prime=(), training=True):
+    """h = f∘g on the latent batches named in `h`, and h' on those named in `h_prime`.
+
+    h' is h with f's weights held constant (`frozen_encode`): f's input, and so g and σ,
+    keep their gradient. g runs once per latent batch, whichever of h and h' need it. Without
+    batch norm the batches go through each network in one call (the same maths, per example);
+    with it each batch keeps its own calls and batch statistics, as in the original.
 
     Args:
       zs: dict name -> [B, z_dim] latent batch.
-      blocked: names whose h' is wanted too.
+      h, h_prime: names of the batches whose h, and whose h', are wanted.
 
     Returns:
       (h, h_prime): dicts name -> [B, z_dim].
     """
-    names, blocked = list(zs), list(blocked)
+    h, h_prime = list(h), list(h_prime)
+    names = list(dict.fromkeys(h + h_prime))
+    f = lambda v: encode(encoder, v, training)[0]
+    f_frozen = lambda v: frozen_encode(encoder, v, training)
     if has_batch_norm(encoder, decoder):
         u = {n: decoder(zs[n], training=training) for n in names}
-        h = {n: encode(encoder, u[n], training)[0] for n in names}
-        frozen = {n: encode(encoder, tf.stop_gradient(u[n]), training)[0] for n in blocked}
-    else:
-        def batched(fn, inputs):
-            out = fn(tf.concat(inputs, 0))
-            return tf.split(out, [tf.shape(t)[0] for t in inputs])
+        return ({n: f(u[n]) for n in h}, {n: f_frozen(u[n]) for n in h_prime})
 
-        u = dict(zip(names, batched(lambda z: decoder(z, training=training), [zs[n] for n in names])))
-        f = lambda v: encode(encoder, v, training)[0]
-        h = dict(zip(names, batched(f, [u[n] for n in names])))
-        frozen = dict(zip(blocked, batched(f, [tf.stop_gradient(u[n]) for n in blocked]))) if blocked else {}
-    return h, {n: h[n] - (frozen[n] - tf.stop_gradient(h[n])) for n in blocked}
+    def batched(fn, inputs):
+        if not inputs:
+            return []
+        return tf.split(fn(tf.concat(inputs, 0)), [tf.shape(t)[0] for t in inputs])
+
+    u = dict(zip(names, batched(lambda z: decoder(z, training=training), [zs[n] for n in names])))
+    return (dict(zip(h, batched(f, [u[n] for n in h]))),
+            dict(zip(h_prime, batched(f_frozen, [u[n] for n in h_prime]))))
 
 
 def _pga_terms(z_prior, z_data, h):
@@ -134,7 +148,8 @@ def _lpga(encoder, decoder, x, noise, w, training):
     d = tf.math.l2_normalize(noise['delta'], -1) * epsilon
     # h(sg f(x)) serves zh_rec and the log-determinant alike: computed once.
     h, _ = latent_maps(encoder, decoder, {'prior': noise['z_prior'], 'data': z_data,
-                                          'perturbed': z_data + d}, training=training)
+                                          'perturbed': z_data + d},
+                       h=('prior', 'data', 'perturbed'), training=training)
     t = {'img_rec': mse(x, decoder(z, training=training)), **_pga_terms(noise['z_prior'], z_data, h)}
     t['nll_enc'] = nll_enc(z)
     t['nll_dec'] = log_det_estimate(h['perturbed'], h['data'], epsilon)
@@ -152,10 +167,10 @@ def _variational(encoder, decoder, x, noise, training, offset):
     z_mu, z_log_sigma_sq = encode(encoder, x, training)
     z_data = tf.stop_gradient(z_mu)
     offset = offset(tf.exp(0.5 * z_log_sigma_sq))
-    # h'(sg z_mu) is derived from h(sg z_mu), which zh_rec needs anyway.
+    # g(sg z_mu) serves h (zh_rec) and h' (vrec) alike.
     h, h_prime = latent_maps(encoder, decoder, {'prior': noise['z_prior'], 'data': z_data,
                                                 'offset': z_data + offset},
-                             blocked=('data', 'offset'), training=training)
+                             h=('prior', 'data'), h_prime=('data', 'offset'), training=training)
     t = {'img_rec': mse(x, decoder(z_mu, training=training)),
          **_pga_terms(noise['z_prior'], z_data, h), 'vkld': vkld(z_mu, z_log_sigma_sq)}
     return z_mu, offset, h_prime, t

@@ -116,11 +116,13 @@ def test_h_prime_gives_encoder_weights_no_gradient(bn):
     z, z2 = tf.constant(noise['z_prior']), tf.constant(noise['eps'])
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([z, z2])
-        h, h_prime = losses.latent_maps(encoder, decoder, {'a': z, 'b': z2}, blocked=('a',))
+        h, h_prime = losses.latent_maps(encoder, decoder, {'a': z, 'b': z2}, h=('a', 'b'),
+                                        h_prime=('a',))
         out_h, out_hp = tf.reduce_sum(h['a'] ** 2), tf.reduce_sum(h_prime['a'] ** 2)
-    np.testing.assert_allclose(out_h.numpy(), out_hp.numpy(), rtol=1e-6)
+    # Batched differently (a with b, or a alone): equal up to float32 round-off.
+    np.testing.assert_allclose(out_h.numpy(), out_hp.numpy(), rtol=1e-5)
     for g in tape.gradient(out_hp, encoder.trainable_variables):
-        assert g is None or np.abs(g.numpy()).max() < 1e-6  # zero up to round-off
+        assert g is None or not np.any(g.numpy())  # exactly zero, on every CPU
     # The input and the decoder still get h's gradient.
     np.testing.assert_allclose(tape.gradient(out_hp, z), tape.gradient(out_h, z), rtol=1e-4, atol=1e-7)
     for g_hp, g_h in zip(tape.gradient(out_hp, decoder.trainable_variables),
@@ -141,12 +143,11 @@ def test_vrec_reaches_encoder_only_through_sigma(method):
                      tape.gradient(terms['vrec'], encoder.trainable_variables)))
     mu_grads = [g for p, g in grads.items() if p.startswith(encoder.layers[-2].name + '/')]
     ls_grads = [g for p, g in grads.items() if p.startswith(encoder.layers[-1].name + '/')]
-    # z_mu enters vrec only under stop_gradient, and h' cancels the encoder's weight gradient
-    # (to round-off); sigma's head gets a real gradient.
+    # z_mu enters vrec only under stop_gradient, and h' holds the encoder's weights constant;
+    # sigma's head gets a real gradient.
     assert len(mu_grads) == len(ls_grads) == 2
-    scale = max(np.abs(g.numpy()).max() for g in ls_grads)
-    assert scale > 1e-3
-    assert all(g is None or np.abs(g.numpy()).max() < 1e-6 * scale for g in mu_grads)
+    assert max(np.abs(g.numpy()).max() for g in ls_grads) > 1e-3
+    assert all(g is None or not np.any(g.numpy()) for g in mu_grads)
 
 
 def test_draw_noise_shapes_and_determinism():
