@@ -3,29 +3,30 @@
   python -m pga_tf.export --run_dir=runs/mnist_5k_vpga_20261125-101500 --export_dir=exports/pga_mnist
 
 writes exports/pga_mnist/<next version>/ (atomically) and exports/pga_mnist/models.config.
-With batch norm, the moving statistics are first recomputed on the export's own inputs
-(--recompute_bn): prior samples for the decoder, training images for the encoder.
+The decoder is the generator at inference (pga_tf.generator), as in the run's grids and
+evaluations; with batch norm, the encoder's statistics are recomputed on training images.
 """
 import sys
 
-from absl import app, logging
+from absl import app, flags, logging
 
-from pga_tf import cli_flags, data, export_lib, train_lib
+from pga_tf import cli_flags, data, export_lib, generator, losses, run_folder
 from pga_tf.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
+cli_flags.define('run_dir', 'checkpoint', 'export_dir', 'version')
+flags.DEFINE_integer('bn_batches', 50, 'Batches of 256 training images behind the encoder\'s '
+                     'batch-norm statistics.', lower_bound=1)
 
 
-def _recompute_batch_norm(config, encoder, decoder):
-    used = export_lib.recompute_batch_norm(
-        decoder, export_lib.prior_batches(config.z_dim, FLAGS.bn_batches))
-    if not used:
+def _recompute_encoder_batch_norm(config, encoder):
+    if not losses.has_batch_norm(encoder):
         return
     try:
         size, channels = config.image_shape()
         images, _ = data.load_dataset(config.dataset, 'train', 256, config.data_dir or None,
                                       size=size, channels=channels, crop=config.crop)
-        export_lib.recompute_batch_norm(encoder, images.take(FLAGS.bn_batches))
+        generator.recompute_batch_norm(encoder, images.take(FLAGS.bn_batches))
         logging.info('Batch-norm statistics recomputed over %d batches', FLAGS.bn_batches)
     except data.DataError as err:
         logging.warning('Encoder batch-norm statistics kept (no training data: %s)', err)
@@ -37,9 +38,9 @@ def main(argv):
               file=sys.stderr)
         sys.exit(2)
     try:
-        config, encoder, decoder, step, _ = train_lib.load_run(FLAGS.run_dir, FLAGS.checkpoint)
-        if FLAGS.recompute_bn:
-            _recompute_batch_norm(config, encoder, decoder)
+        run = run_folder.RunFolder(FLAGS.run_dir).load(FLAGS.checkpoint)
+        config, encoder, decoder, step = run.config, run.encoder, run.decoder, run.step
+        _recompute_encoder_batch_norm(config, encoder)
         path = export_lib.export(encoder, decoder, FLAGS.export_dir, FLAGS.version or None)
     except (ConfigError, export_lib.ExportError) as err:
         print(f'pga_tf.export: error: {err}', file=sys.stderr)

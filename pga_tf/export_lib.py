@@ -13,9 +13,8 @@ import re
 import shutil
 
 import tensorflow as tf
-import keras
 
-from pga_tf import data, losses
+from pga_tf import data, generator, losses
 
 SIGNATURES = ('serving_default', 'sample', 'decode', 'encode', 'reconstruct', 'interpolate')
 
@@ -40,7 +39,7 @@ class GeneratorModule(tf.Module):
         images_spec = tf.TensorSpec(image, tf.uint8, name='images')
 
         def generate(z):
-            return self.decoder(z, training=False)
+            return generator.generate(self.decoder, z)
 
         def encode_mean(images):
             return losses.encode(self.encoder, data.to_float(images), False)[0]
@@ -74,33 +73,6 @@ class GeneratorModule(tf.Module):
 
     def signatures(self):
         return {name: getattr(self, name) for name in SIGNATURES}
-
-
-def recompute_batch_norm(model, batches):
-    """Sets every BatchNormalization's moving statistics to their average over `batches`.
-
-    PGA's networks run on several input distributions per step (data codes, prior samples,
-    perturbed codes), so moving averages mix them; recomputing them on the export's own inputs
-    (prior samples for the decoder, data for the encoder) makes inference mode match training
-    mode on those inputs. Returns the number of batches used (0: the model has no batch norm).
-    """
-    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-    if not bns:
-        return 0
-    momenta = [bn.momentum for bn in bns]
-    count = 0
-    for count, batch in enumerate(batches, 1):
-        for bn in bns:  # momentum 1 - 1/n: the moving value is the mean of the n batch values
-            bn.momentum = 1.0 - 1.0 / count
-        model(batch, training=True)
-    for bn, momentum in zip(bns, momenta):
-        bn.momentum = momentum
-    return count
-
-
-def prior_batches(z_dim, num_batches, batch_size=256, seed=0):
-    generator = tf.random.Generator.from_seed(seed)
-    return (generator.normal([batch_size, z_dim]) for _ in range(num_batches))
 
 
 def versions(export_dir):

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from pga_tf import data, losses
+from pga_tf import data, generator, losses
 
 INTERPOLATION_STEPS = 9
 
@@ -31,8 +31,8 @@ def uint8_grid(images, cols):
 
 
 def sample_grid(decoder, z, cols=8):
-    """g(z) for a fixed z [N, z_dim]."""
-    return image_grid(decoder(z, training=False), cols)
+    """g(z) for a fixed z [N, z_dim], from a `generator.prepare`d decoder."""
+    return image_grid(generator.generate(decoder, z), cols)
 
 
 def reconstruction_grid(encoder, decoder, x, cols=8):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import data, export_lib, models
+from pga_tf import data, export_lib, generator, models
 from conftest import Z_DIM
 
 
@@ -129,7 +129,7 @@ def test_recomputed_batch_norm_matches_training_mode():
     z = tf.random.stateless_normal([512, 16], [4, 5])
     # Fresh moving statistics (0 and 1) are far from the batch statistics.
     before = np.abs(decoder(z, training=False) - decoder(z, training=True)).mean()
-    used = export_lib.recompute_batch_norm(decoder, export_lib.prior_batches(16, 20, 256))
+    used = generator.recompute_batch_norm(decoder, generator.prior_batches(16, 20, 256))
     after = np.abs(decoder(z, training=False) - decoder(z, training=True)).mean()
     assert used == 20
     assert after < 0.1 * before and after < 0.02

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from pga_tf import data, losses
+from pga_tf import data, generator, losses
 from pga_tf.evaluation import fid
 from pga_tf.evaluation.features import FeaturesUnavailable, InceptionFeatures
 
@@ -65,11 +65,17 @@ def real_stats(features, config, stats_dir, num_images, batch_size=500):
 
 
 def sample_batches(decoder, z_dim, num, batch_size, seed):
-    """g(z) for `num` z ~ N(0, I) drawn from a generator seeded `seed`, batch by batch."""
-    generator = tf.random.Generator.from_seed(seed)
+    """g(z) for `num` z ~ N(0, I) drawn from a generator seeded `seed`, batch by batch, from a
+    `generator.prepare`d decoder."""
+    for z in prior_samples(z_dim, num, batch_size, seed):
+        yield generator.generate(decoder, z)
+
+
+def prior_samples(z_dim, num, batch_size, seed):
+    """`num` z ~ N(0, I) [<= batch_size, z_dim] batch by batch, a function of `seed`."""
+    rng = tf.random.Generator.from_seed(seed)
     for start in range(0, num, batch_size):
-        z = generator.normal([min(batch_size, num - start), z_dim])
-        yield decoder(z, training=False)
+        yield rng.normal([min(batch_size, num - start), z_dim])
 
 
 def reconstruction_batches(encoder, decoder, image_batches):

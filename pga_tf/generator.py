@@ -1,0 +1,56 @@
+"""The generator at inference: the one definition that grids, in-loop and offline evaluation,
+the export and `pga_tf.sample` share.
+
+g(z) runs in inference mode. With batch norm, the decoder's moving statistics are first set to
+the statistics of its own input distribution, N(0, I) (`prepare`): a training step feeds the
+decoder data codes, prior samples and perturbed codes, each batch normalised by its own
+statistics, so the moving averages mix several distributions and describe none of them. The
+original code draws every sample with the batch statistics of a batch of prior samples; the
+statistics recomputed here are that batch's statistics in the limit of a large batch, with two
+differences that matter for serving: an image depends on its z alone (not on the other z of its
+batch), and a batch of one works.
+"""
+import keras
+import tensorflow as tf
+
+# Prior samples behind the recomputed statistics: 20 batches of 256 (5,120 codes), seed 0, so
+# the statistics depend on the weights alone.
+PRIOR_BATCHES = 20
+PRIOR_BATCH_SIZE = 256
+PRIOR_SEED = 0
+
+
+def recompute_batch_norm(model, batches):
+    """Sets every BatchNormalization's moving statistics to their average over `batches`.
+
+    Returns the number of batches used (0: the model has no batch norm, and is unchanged).
+    """
+    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    if not bns:
+        return 0
+    momenta = [bn.momentum for bn in bns]
+    count = 0
+    for count, batch in enumerate(batches, 1):
+        for bn in bns:  # momentum 1 - 1/n: the moving value is the mean of the n batch values
+            bn.momentum = 1.0 - 1.0 / count
+        model(batch, training=True)
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
+    return count
+
+
+def prior_batches(z_dim, num_batches=PRIOR_BATCHES, batch_size=PRIOR_BATCH_SIZE, seed=PRIOR_SEED):
+    """`num_batches` fixed batches of z ~ N(0, I), [batch_size, z_dim] each."""
+    return (tf.random.stateless_normal([batch_size, z_dim], seed=[seed, i])
+            for i in range(num_batches))
+
+
+def prepare(decoder):
+    """Makes `decoder` the generator at inference (batch norm on prior statistics); returns the
+    number of prior batches used (0 without batch norm: nothing to do)."""
+    return recompute_batch_norm(decoder, prior_batches(decoder.input_shape[-1]))
+
+
+def generate(decoder, z):
+    """g(z) [B, H, W, C] in [-1, 1] for z [B, z_dim], from a `prepare`d decoder."""
+    return decoder(z, training=False)
