@@ -27,7 +27,7 @@ _STEP = re.compile(r' step (\d+)/')
 
 def main(argv):
     del argv
-    from pga_tf import train_lib
+    from pga_tf import run_folder
 
     rng = random.Random(FLAGS.seed)
     run_dir = os.path.join(tempfile.mkdtemp(), 'run')
@@ -57,11 +57,11 @@ def main(argv):
             print(f'the run failed by itself (status {proc.returncode}):\n' + ''.join(tail))
             sys.exit(1)
         kills += 1
-        saved = train_lib.load_run(run_dir)[3] if os.path.isdir(os.path.join(run_dir, 'checkpoints')) else 0
+        saved = run_folder.RunFolder(run_dir).load().step if os.path.isdir(os.path.join(run_dir, 'checkpoints')) else 0
         lost += max(0, done - saved)
         print(f'kill {kills}: at step >= {done}, checkpoint restores step {saved}, lost {done - saved}')
     final = subprocess.run(args, capture_output=True, text=True, env=env)
-    step = train_lib.load_run(run_dir)[3]
+    step = run_folder.RunFolder(run_dir).load().step
     ok = final.returncode == 0 and step == FLAGS.train_steps
     print(f'{kills} kills, {lost} steps lost in total (checkpoint every {FLAGS.checkpoint_every}), '
           f'final step {step}/{FLAGS.train_steps}: {"ok" if ok else "FAILED"}; '

@@ -10,6 +10,7 @@ synchronised by reading its loss) and reports the median and p90. --compare also
 machine's float32 matmul peak, the step's FLOPs (TensorFlow's profiler on the step's graph) and
 the input pipeline's images/s, to tell compute-bound from input-bound. A benchmark, not a test.
 """
+import dataclasses
 import json
 import tempfile
 import time
@@ -18,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, data, device_info, models, trainer
-from pga_tf.config import Config
+from pga_tf import cli_flags, config, data, device_info, models
 
+config.define_flags(flags.FLAGS, ('arch', 'model', 'batch_size', 'precision'))
 flags.DEFINE_integer('steps', 20, 'Timed steps per configuration.', lower_bound=1)
 flags.DEFINE_integer('warmup', 3, 'Untimed steps first (tracing, compilation).', lower_bound=1)
 flags.DEFINE_enum('xla', 'off', ['on', 'off'], 'jit_compile the step.')
@@ -35,16 +36,13 @@ PRESET_DATASET = {'conv_mnist': 'mnist', 'conv_32': 'cifar10', 'resnet_32': 'cif
 
 
 def preset(arch, model, batch_size):
-    dataset = PRESET_DATASET[arch]
-    return Config.from_flagfiles(*cli_flags.preset_files(dataset, model), dataset=dataset,
-                                 model=model, arch=arch, batch_size=batch_size)
+    return dataclasses.replace(cli_flags.read_preset(PRESET_DATASET[arch], model), arch=arch,
+                               batch_size=batch_size)
 
 
 def make_trainer(config, xla, precision):
-    encoder, decoder = config.build_models(precision)
     # init_steps 0: time the full step, every term switched on.
-    return trainer.Trainer(config.model, encoder, decoder, config.loss_weights(), config.lr,
-                           jit_compile=xla)
+    return dataclasses.replace(config, precision=precision, init_steps=0).build_trainer(jit_compile=xla)
 
 
 def step_flops(tr, x):

@@ -1,99 +1,106 @@
-"""`Config`: the resolved settings of a run, the one bridge from absl flags to the libraries.
+"""`Config`: the settings of a training run, each declared once with its help and bounds.
 
-Field names are the flag names (the original code's), so a Config writes itself back as a
-flag file that reproduces the run.
+The fields generate the absl flags of every command that uses them (`define_flags`), and absl
+reads every flag file (`read_flagfiles`): presets, a run's `flags.cfg`, a user's own. Field
+names are the flag names (the original code's), so a Config writes itself back as a flag file
+that reproduces the run.
+
+Each field also says what may happen to it when a run resumes (`on_resume`):
+  fixed      it fixes the networks' variables or the run's noise: a resume cannot change it;
+  recorded   it changes the optimisation (lr, coefficients, optimiser, data): allowed, logged
+             and kept in the run's history;
+  free       length, cadence of logs/grids/checkpoints/evaluation, the guard: allowed.
 """
+import contextlib
 import dataclasses
+import math
+import os
 
-from pga_tf import data, losses, models
+from absl import flags
+
+from pga_tf import data, distribute, losses, models, trainer
 
 
 class ConfigError(ValueError):
     """Settings that cannot work together; the message names the flags."""
 
 
+FIXED, RECORDED, FREE = 'fixed', 'recorded', 'free'
+
+
+def _setting(default, help_text, on_resume, *, lower=None, upper=None, choices=None):
+    return dataclasses.field(default=default, metadata={
+        'help': help_text, 'on_resume': on_resume, 'lower': lower, 'upper': upper,
+        'choices': choices})
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     # Data.
-    dataset: str = 'mnist_5k'
-    data_dir: str = ''
-    crop: int = 0  # folder: central square crop before resizing (0: the largest square)
-    channels: int = 3  # folder: image channels
+    dataset: str = _setting('mnist_5k', 'Dataset; picks the preset with --model.', FIXED,
+                            choices=sorted(data.DATASETS))
+    data_dir: str = _setting('', 'tfds data_dir, or the image folder of --dataset=folder.', RECORDED)
+    crop: int = _setting(0, 'folder: central square crop before resizing (0: the largest).',
+                         RECORDED, lower=0)
+    channels: int = _setting(3, 'folder: image channels (1: grey, 3: RGB).', FIXED,
+                             choices=(1, 3))
     # Model.
-    model: str = 'vpga'
-    arch: str = 'conv_mnist'
-    z_dim: int = 32
-    bn: bool = False
-    width: float = 1.0
-    precision: str = 'float32'  # or mixed_bfloat16 / mixed_float16
+    model: str = _setting('vpga', 'Method: lpga, vpga, lvpga, vae or ae.', FIXED,
+                          choices=sorted(losses.METHODS))
+    arch: str = _setting('conv_mnist', 'Encoder/decoder architecture.', FIXED,
+                         choices=sorted(models.ARCHITECTURES))
+    z_dim: int = _setting(32, 'Latent dimension.', FIXED, lower=1)
+    bn: bool = _setting(False, 'Batch normalisation where the original uses it.', FIXED)
+    width: float = _setting(1.0, 'Multiplier of the original layer widths.', FIXED, lower=1e-3)
+    precision: str = _setting('float32', 'Compute dtype policy; the losses stay float32.', FIXED,
+                              choices=models.PRECISIONS)
     # Loss coefficients (the original code's flags) and their warm-up.
-    zn_rec: float = 0.0
-    zh_rec: float = 0.0
-    nll: float = 0.0
-    vrec: float = 0.0
-    vkld: float = 0.0
-    init_steps: int = 0
+    zn_rec: float = _setting(0.0, 'alpha: latent reconstruction of z ~ N(0, I).', RECORDED, lower=0)
+    zh_rec: float = _setting(0.0, 'beta: latent reconstruction of encoded data.', RECORDED, lower=0)
+    nll: float = _setting(0.0, 'gamma: maximum-likelihood terms (lpga, lvpga).', RECORDED, lower=0)
+    vrec: float = _setting(0.0, 'VPGA latent term (vpga, lvpga).', RECORDED, lower=0)
+    vkld: float = _setting(0.0, 'KL weight (vpga, lvpga, and the vae baseline).', RECORDED, lower=0)
+    init_steps: int = _setting(0, 'Steps with every coefficient at 0.', RECORDED, lower=0)
     # Optimisation.
-    optimizer: str = 'sgd'
-    lr: float = 0.1
-    batch_size: int = 64
-    epochs: int = 1
-    train_steps: int = 0  # > 0 overrides epochs
+    optimizer: str = _setting('sgd', 'sgd (momentum 0.9, the paper) or adam.', RECORDED,
+                              choices=trainer.OPTIMIZERS)
+    lr: float = _setting(0.1, 'Learning rate.', RECORDED, lower=0)
+    batch_size: int = _setting(64, 'Images per step (per replica).', RECORDED, lower=1)
+    epochs: int = _setting(1, 'Training length in epochs.', FREE, lower=1)
+    train_steps: int = _setting(0, 'Training length in steps; > 0 overrides --epochs.', FREE, lower=0)
     # Run.
-    seed: int = 0
-    jit_compile: str = 'auto'  # auto: XLA only on a GPU
-    log_every: int = 100
-    sample_every: int = 1000
-    checkpoint_every: int = 1000
-    max_to_keep: int = 3
-    deterministic: bool = False
-    strategy: str = 'default'  # tf.distribute: default, mirrored, multi_worker, tpu
-    cpu_replicas: int = 0  # > 1: mirror over that many logical CPU devices (testing)
-    on_nonfinite: str = 'stop'  # or 'skip' the step
-    max_skips: int = 10
+    seed: int = _setting(0, 'Seed of weights, noise and data order.', FIXED)
+    jit_compile: str = _setting('auto', 'XLA for the step; auto: on with a GPU.', FREE,
+                                choices=('auto', 'on', 'off'))
+    log_every: int = _setting(100, 'Steps between scalars and console lines.', FREE, lower=1)
+    sample_every: int = _setting(1000, 'Steps between sample grids.', FREE, lower=1)
+    checkpoint_every: int = _setting(1000, 'Steps between checkpoints.', FREE, lower=1)
+    max_to_keep: int = _setting(3, 'Checkpoints kept.', FREE, lower=1)
+    deterministic: bool = _setting(False, 'TensorFlow op determinism (slower).', FREE)
+    strategy: str = _setting('default', 'tf.distribute strategy; --batch_size is per replica. '
+                             'multi_worker reads TF_CONFIG.', RECORDED, choices=distribute.STRATEGIES)
+    cpu_replicas: int = _setting(0, 'With --strategy=mirrored: split the CPU into this many '
+                                 'devices (a multi-device run without GPUs).', RECORDED, lower=0)
+    on_nonfinite: str = _setting('stop', 'A non-finite loss or gradient: stop (the last '
+                                 'checkpoint is kept), or skip the step.', FREE,
+                                 choices=('stop', 'skip'))
+    max_skips: int = _setting(10, 'With --on_nonfinite=skip: stop after this many skipped steps.',
+                              FREE, lower=0)
     # In-loop evaluation (pga_tf.evaluation).
-    eval_every: int = 0  # 0: off
-    eval_samples: int = 1000
-    features: str = 'auto'  # classifier for labelled datasets, else inception
-    inception_path: str = ''  # a local Inception SavedModel or TF Hub handle ('' : TF Hub)
-    stats_dir: str = ''  # '' : ~/.cache/pga_tf
+    eval_every: int = _setting(0, 'Steps between in-loop Fréchet distances (0: off).', FREE, lower=0)
+    eval_samples: int = _setting(1000, 'Samples of an in-loop distance.', FREE, lower=2)
+    features: str = _setting('auto', 'Features of the distance; auto: the offline classifier for '
+                             'labelled datasets, else Inception.', FREE,
+                             choices=('auto', 'classifier', 'inception'))
+    inception_path: str = _setting('', 'Local Inception SavedModel folder or TF Hub handle '
+                                   '(default: TF Hub).', FREE)
+    stats_dir: str = _setting('', 'Cache of real-data statistics and classifiers '
+                              '(default ~/.cache/pga_tf).', FREE)
 
     @classmethod
     def from_flags(cls, flag_values):
         """A Config from parsed absl FlagValues holding a flag for every field."""
         return cls(**{f.name: flag_values[f.name].value for f in dataclasses.fields(cls)})
-
-    @classmethod
-    def from_flagfiles(cls, *paths, **overrides):
-        """A Config from absl flag files read in order (later values win), then `overrides`.
-
-        Reads what `to_flagfile` and the presets in flags/ hold: `--name=value`, `--name` and
-        `--noname` for booleans, blank lines and `#` comments. Fields not given keep the
-        defaults, which are the flags' defaults.
-        """
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        values = {}
-        for path in paths:
-            with open(path) as f:
-                for line in f:
-                    line = line.strip()
-                    if not line or line.startswith('#'):
-                        continue
-                    name, sep, value = line.removeprefix('--').partition('=')
-                    if not sep and name.startswith('no') and types.get(name[2:]) is bool:
-                        name, value = name[2:], 'false'
-                    elif not sep and types.get(name) is bool:
-                        value = 'true'
-                    if name not in types:
-                        raise ConfigError(f'{path}: unexpected line {line!r}')
-                    kind = types[name]
-                    values[name] = value.lower() == 'true' if kind is bool else kind(value)
-        return dataclasses.replace(cls(**values), **overrides)
-
-    @classmethod
-    def from_flagfile(cls, path):
-        """The Config written by `to_flagfile` (the flags.cfg of a run)."""
-        return cls.from_flagfiles(path)
 
     def image_shape(self):
         """(size, channels) of the images; checks that the architecture reads the dataset's."""
@@ -111,12 +118,96 @@ class Config:
                                    self.model in losses.VARIATIONAL, self.bn, self.width,
                                    precision or self.precision, sync_bn)
 
+    def build_trainer(self, checkpoint_dir=None, strategy=None, jit_compile=None):
+        """The Trainer of this Config, its models built in `strategy`'s scope."""
+        strategy = strategy or distribute.make_strategy('default')
+        with strategy.scope():
+            # Batch statistics over the global batch, as on one device.
+            encoder, decoder = self.build_models(sync_bn=strategy.num_replicas_in_sync > 1)
+        return trainer.Trainer(self.model, encoder, decoder, self.loss_weights(), self.lr,
+                               self.optimizer, self.init_steps, self.seed, jit_compile,
+                               checkpoint_dir, self.max_to_keep, strategy)
+
     def loss_weights(self):
         return losses.LossWeights(zn_rec=self.zn_rec, zh_rec=self.zh_rec, nll=self.nll,
                                   vrec=self.vrec, vkld=self.vkld)
 
-    def to_flagfile(self):
-        """`--name=value` lines that reproduce this Config."""
+    def to_args(self):
+        """`--name=value` arguments that reproduce this Config."""
         def fmt(value):
             return str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, float) else str(value)
-        return ''.join(f'--{f.name}={fmt(getattr(self, f.name))}\n' for f in dataclasses.fields(self))
+        return [f'--{f.name}={fmt(getattr(self, f.name))}' for f in dataclasses.fields(self)]
+
+    def to_flagfile(self):
+        """The flag file of `to_args`, one flag a line."""
+        return ''.join(arg + '\n' for arg in self.to_args())
+
+
+def on_resume(name):
+    """FIXED, RECORDED or FREE: what a resume may do with the setting `name`."""
+    return _FIELDS[name].metadata['on_resume']
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def define_flags(flag_values=flags.FLAGS, names=None):
+    """Defines the absl flag of each Config field in `names` (None: every field).
+
+    A flag `flag_values` holds already is left alone (it came from here too). Floats must be
+    finite: `--lr=nan` is refused like `--lr=-1`.
+    """
+    for name in names or _FIELDS:
+        if name in flag_values:
+            continue
+        field = _FIELDS[name]
+        meta, default = field.metadata, field.default
+        kw = dict(flag_values=flag_values)
+        if meta['choices'] is not None and field.type is str:
+            flags.DEFINE_enum(name, default, meta['choices'], meta['help'], **kw)
+        elif field.type is bool:
+            flags.DEFINE_boolean(name, default, meta['help'], **kw)
+        else:
+            define = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
+                      str: flags.DEFINE_string}[field.type]
+            bounds = {} if field.type is str else dict(lower_bound=meta['lower'],
+                                                       upper_bound=meta['upper'])
+            define(name, default, meta['help'], **bounds, **kw)
+        if field.type is float:
+            flags.register_validator(name, math.isfinite, f'--{name} must be a finite number',
+                                     flag_values=flag_values)
+        if meta['choices'] is not None and field.type is int:
+            choices = meta['choices']
+            flags.register_validator(name, lambda v, c=choices: v in c,
+                                     f'--{name} must be one of {", ".join(map(str, choices))}',
+                                     flag_values=flag_values)
+
+
+@contextlib.contextmanager
+def _working_dir(path):
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def read_flagfiles(*paths, args=(), directory=None):
+    """The Config of absl flag files read in order (later values win), then `args`.
+
+    absl reads them, as it reads a command line: nested `--flagfile=` lines work, relative to
+    `directory` (default: the current folder). Fields not given keep their defaults.
+
+    Raises:
+      ConfigError: a file cannot be read, or holds an unknown flag or a bad value.
+    """
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    argv = ['pga_tf', *(f'--flagfile={os.path.abspath(p)}' for p in paths), *args]
+    try:
+        with _working_dir(directory or os.getcwd()):
+            flag_values(argv)
+    except flags.Error as err:
+        raise ConfigError(f'{", ".join(map(str, paths))}: {err}') from None
+    return Config.from_flags(flag_values)

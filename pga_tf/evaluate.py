@@ -9,17 +9,22 @@ Prints mean ± std over --repeats sample sets (the paper's Table 1 protocol with
 `classifier` features need no network; their numbers are not comparable to Inception FIDs.
 """
 import json
-import os
 import sys
 
-from absl import app, logging
+from absl import app, flags, logging
 
-from pga_tf import cli_flags, train_lib
+from pga_tf import cli_flags, config, run_folder
 from pga_tf.config import ConfigError
 from pga_tf.evaluation import evaluator, fid
 from pga_tf.evaluation.features import FeaturesUnavailable
 
 FLAGS = cli_flags.FLAGS
+cli_flags.define('run_dir', 'checkpoint', 'sample_seed')
+config.define_flags(FLAGS, ('features', 'inception_path', 'stats_dir'))
+flags.DEFINE_integer('num_samples', 5000, 'Samples per distance (the paper: 5,000).', lower_bound=2)
+flags.DEFINE_integer('repeats', 3, 'Independent sample sets, for mean ± std.', lower_bound=1)
+flags.DEFINE_integer('real_samples', 10_000, 'Training images behind the real statistics.', lower_bound=2)
+flags.DEFINE_integer('eval_batch_size', 500, 'Images per feature batch.', lower_bound=1)
 
 
 def main(argv):
@@ -27,22 +32,24 @@ def main(argv):
         print('pga_tf.evaluate: error: give --run_dir=<a run folder> and no other arguments', file=sys.stderr)
         sys.exit(2)
     try:
-        config, encoder, decoder, step, path = train_lib.load_run(FLAGS.run_dir, FLAGS.checkpoint)
+        folder = run_folder.RunFolder(FLAGS.run_dir)
+        run = folder.load(FLAGS.checkpoint)
+        config, encoder, decoder, step, path = (run.config, run.encoder, run.decoder, run.step,
+                                                run.checkpoint)
         stats_dir = FLAGS.stats_dir or evaluator.default_stats_dir()
         features = evaluator.make_features(FLAGS.features, config.dataset, stats_dir,
                                            FLAGS.inception_path, config.data_dir or None)
         result = evaluator.evaluate_models(
             encoder, decoder, config, features, stats_dir, FLAGS.num_samples, FLAGS.repeats,
-            FLAGS.eval_batch_size, FLAGS.real_samples, FLAGS.seed)
+            FLAGS.eval_batch_size, FLAGS.real_samples, FLAGS.sample_seed)
     except (ConfigError, FeaturesUnavailable, fid.StatsError) as err:
         print(f'pga_tf.evaluate: error: {err}', file=sys.stderr)
         sys.exit(2)
     result.update(run_dir=FLAGS.run_dir, checkpoint=path, step=step, features=features.key,
                   dataset=config.dataset, model=config.model,
                   classifier_accuracy=getattr(features, 'accuracy', None))
-    out = os.path.join(FLAGS.run_dir, f'eval_{features.key}_{step}.json')
-    with open(out, 'w') as f:
-        json.dump(result, f, indent=2)
+    out = folder.eval_path(f'eval_{features.key}_{step}.json')
+    run_folder.write_atomic(out, json.dumps(result, indent=2))
     f_mean, f_std = result['fid']['mean'], result['fid']['std']
     print(f'{config.model} on {config.dataset} at step {step}, {features.key} features: '
           f'FID {f_mean:.2f} ± {f_std:.2f} ({FLAGS.repeats} x {FLAGS.num_samples} samples), '

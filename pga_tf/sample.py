@@ -1,6 +1,6 @@
 """Draws a grid from an exported generator, with nothing but the SavedModel.
 
-  python -m pga_tf.sample --export_dir=exports/pga_mnist --num=64 --seed=0 --out=grid.png
+  python -m pga_tf.sample --export_dir=exports/pga_mnist --num=64 --sample_seed=0 --out=grid.png
   python -m pga_tf.sample --export_dir=exports/pga_mnist --mode=interpolate --num=8 --interp_steps=10
 
 --export_dir is a model folder (the latest version is used, or --version) or a version folder.
@@ -10,11 +10,16 @@ import os
 import sys
 
 import tensorflow as tf
-from absl import app
+from absl import app, flags
 
 from pga_tf import cli_flags, export_lib, summaries
 
 FLAGS = cli_flags.FLAGS
+cli_flags.define('export_dir', 'version', 'sample_seed')
+flags.DEFINE_integer('num', 64, 'Images (or interpolation rows).', lower_bound=1)
+flags.DEFINE_enum('mode', 'sample', ['sample', 'interpolate'], 'What to draw.')
+flags.DEFINE_integer('interp_steps', 10, 'Images per interpolation row.', lower_bound=2)
+flags.DEFINE_string('out', 'grid.png', 'PNG file of the grid.')
 
 
 def version_dir(export_dir, version=0):
@@ -49,7 +54,7 @@ def main(argv):
     except FileNotFoundError as err:
         print(f'pga_tf.sample: error: {err}', file=sys.stderr)
         sys.exit(2)
-    grid = draw(tf.saved_model.load(path), FLAGS.mode, FLAGS.num, FLAGS.seed, FLAGS.interp_steps)
+    grid = draw(tf.saved_model.load(path), FLAGS.mode, FLAGS.num, FLAGS.sample_seed, FLAGS.interp_steps)
     summaries.write_png(grid, FLAGS.out)
     print(f'{FLAGS.out}: {grid.shape[1]}x{grid.shape[0]} from {path}')
 

@@ -19,9 +19,10 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, train_lib
-from pga_tf.config import Config
+from pga_tf import cli_flags, config as config_lib, train_lib
 from pga_tf.evaluation import evaluator
+
+config_lib.define_flags(flags.FLAGS, ('stats_dir',))
 
 flags.DEFINE_string('out_dir', os.path.join('runs', 'reference'), 'Folder of the runs and results.')
 flags.DEFINE_list('methods', ['vae', 'ae', 'lpga', 'vpga', 'lvpga'], 'Methods to compare.')
@@ -38,8 +39,7 @@ DATASET = 'mnist_5k'
 
 def study_config(method, seed, steps, width):
     """The method's mnist_5k preset with the study's budget and seed."""
-    preset = Config.from_flagfiles(*cli_flags.preset_files(DATASET, method), dataset=DATASET,
-                                   model=method)
+    preset = cli_flags.read_preset(DATASET, method)
     # A warm-up longer than half the run (only with --quick) would leave the method untried.
     # A step whose log-determinant is -inf (h(z + d) = h(z) in float32) is skipped and
     # counted; a run with more than 10 such steps ends, and the table reports it as diverged.

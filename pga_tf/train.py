@@ -4,9 +4,12 @@
   python -m pga_tf.train --dataset=celeba --model=vpga --data_dir=~/tensorflow_datasets
   python -m pga_tf.train --dataset=folder --data_dir=img_align_celeba --model=lpga --crop=108
   python -m pga_tf.train --run_dir=runs/mnist_5k_vpga_20261125-101500   # resume
+  python -m pga_tf.train --run_dir=runs/mnist_5k_vpga_20261125-101500 --train_steps=4000
 
-The pair --dataset/--model loads flags/<dataset>.cfg and flags/<dataset>_<model>.cfg; any flag
-on the command line wins. Watch with `tensorboard --logdir runs`.
+A new run starts from the preset of --dataset/--model (flags/<dataset>_<model>.cfg); an
+existing --run_dir resumes with its own settings (its flags.cfg). Flags on the command line win,
+except those that fix a run's networks and noise, which a resume refuses. Watch with
+`tensorboard --logdir runs`.
 """
 import datetime
 import os
@@ -15,10 +18,13 @@ import sys
 from absl import app, logging
 
 from pga_tf import cli_flags, data, distribute, train_lib
+from pga_tf import config as config_lib
 from pga_tf.config import Config, ConfigError
 from pga_tf.evaluation.features import FeaturesUnavailable
 
 FLAGS = cli_flags.FLAGS
+config_lib.define_flags(FLAGS)
+cli_flags.define('run_dir', 'preset_dir')
 
 
 def default_run_dir(config):
@@ -28,7 +34,7 @@ def default_run_dir(config):
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+        raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}', exitcode=2)
     config = Config.from_flags(FLAGS)
     if config.cpu_replicas > 1:
         distribute.split_cpu(config.cpu_replicas)  # before TensorFlow starts its devices
@@ -46,4 +52,4 @@ def main(argv):
 
 if __name__ == '__main__':
     logging.set_verbosity(logging.INFO)
-    app.run(main, flags_parser=cli_flags.parse_with_preset)
+    app.run(main, flags_parser=cli_flags.parse_train)

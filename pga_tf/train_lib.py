@@ -10,9 +10,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import data, distribute, summaries, trainer
-from pga_tf.evaluation import evaluator
+from pga_tf import data, distribute, generator, run_folder, summaries
 from pga_tf.config import Config, ConfigError
+from pga_tf.evaluation import evaluator
 
 # Images in the fixed grids: 32 reconstructions (4 rows of 8 pairs), 8 interpolation rows.
 _FIXED_BATCH = 48
@@ -34,18 +34,18 @@ def _dataset(config, split, batch_size, size, channels, **kw):
                              seed=config.seed, size=size, channels=channels, crop=config.crop, **kw)
 
 
-def _fixed_inputs(config, run_dir, size, channels, z_dim):
+def _fixed_inputs(config, run, size, channels, z_dim):
     """A fixed batch of held-out images and a fixed z, the same in every grid of the run."""
     # Shuffled (with the run's seed): held-out splits may be sorted by class.
     fixed_x = next(iter(_dataset(config, data.DATASETS[config.dataset].eval_split, _FIXED_BATCH,
                                  size, channels)[0]))
-    z_path = os.path.join(run_dir, 'fixed_z.npy')
-    if os.path.exists(z_path):
-        fixed_z = np.load(z_path, allow_pickle=False)
+    if os.path.exists(run.fixed_z_path):
+        fixed_z = np.load(run.fixed_z_path, allow_pickle=False)
     else:
         fixed_z = tf.random.Generator.from_seed(config.seed + 1).normal([_NUM_SAMPLES, z_dim]).numpy()
-        np.save(z_path + '.tmp.npy', fixed_z)
-        os.replace(z_path + '.tmp.npy', z_path)  # a kill never leaves half a file to resume from
+        tmp = f'{run.fixed_z_path}.tmp-{os.getpid()}.npy'
+        np.save(tmp, fixed_z)
+        os.replace(tmp, run.fixed_z_path)  # a kill never leaves half a file to resume from
     return fixed_x, fixed_z
 
 
@@ -58,16 +58,12 @@ def _grids(tr, fixed_x, fixed_z):
     }
 
 
-def _write_config(config, run_dir, writer):
-    """flags.cfg (reproduces the run with --flagfile) and the flags in TensorBoard."""
+def _write_config(config, writer, step):
+    """The settings of the segment starting at `step` in TensorBoard."""
     from tensorboard.plugins.hparams import api as hparams_api
 
-    path = os.path.join(run_dir, 'flags.cfg')
-    with open(path + '.tmp', 'w') as f:
-        f.write(config.to_flagfile())
-    os.replace(path + '.tmp', path)
     with writer.as_default():
-        tf.summary.text('flags', '    ' + config.to_flagfile().replace('\n', '\n    '), step=0)
+        tf.summary.text('flags', '    ' + config.to_flagfile().replace('\n', '\n    '), step=step)
         hparams_api.hparams(dataclasses.asdict(config))
 
 
@@ -155,59 +151,40 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-# Settings that fix the networks' variables: a run folder cannot resume with others.
-_SHAPE_FIELDS = ('dataset', 'model', 'arch', 'z_dim', 'bn', 'width', 'channels')
-
-
-def _check_resumable(config, run_dir):
-    flagfile = os.path.join(run_dir, 'flags.cfg')
-    if not os.path.isfile(flagfile):
-        return
-    saved = Config.from_flagfile(flagfile)
-    diffs = [f'--{k}={getattr(config, k)} (the run has {getattr(saved, k)})'
-             for k in _SHAPE_FIELDS if getattr(config, k) != getattr(saved, k)]
-    if diffs:
-        raise ConfigError(f'{run_dir} was trained with other model settings: {", ".join(diffs)}; '
-                          'use another --run_dir')
-
-
-def load_run(run_dir, checkpoint=None):
-    """The Config and trained models of a run folder.
-
-    Args:
-      run_dir: a folder written by `train`.
-      checkpoint: a checkpoint path; None: the latest in `run_dir/checkpoints`.
-
-    Returns:
-      (config, encoder, decoder, step, checkpoint path).
-
-    Raises:
-      ConfigError: `run_dir` holds no flags.cfg or no checkpoint.
-    """
-    flagfile = os.path.join(run_dir, 'flags.cfg')
-    if not os.path.isfile(flagfile):
-        raise ConfigError(f'{run_dir} is not a run folder (no flags.cfg)')
-    config = Config.from_flagfile(flagfile)
-    path = checkpoint or tf.train.latest_checkpoint(os.path.join(run_dir, 'checkpoints'))
-    if not path or not tf.io.gfile.exists(path + '.index'):
-        raise ConfigError(f'no checkpoint {checkpoint or "in " + os.path.join(run_dir, "checkpoints")}')
-    encoder, decoder = config.build_models()
-    step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(encoder=encoder, decoder=decoder, step=step).restore(path).expect_partial()
-    return config, encoder, decoder, int(step), path
+def _resume(config, run, tr, chief, changes):
+    """Restores the run's newest readable checkpoint into `tr` (chief), or the worker's own;
+    returns the path, or None for a fresh start. The settings in force are `config`'s."""
+    if chief:
+        path = run.recover_checkpoints()
+        if path:
+            # A changed optimiser starts with fresh slots; its networks and counters resume.
+            run_folder.restore(tr, path, optimizers='optimizer' not in changes)
+    else:
+        path = tr.restore()
+    tr.set_learning_rate(config.lr)  # a checkpoint restores the learning rate it was saved with
+    for name, (old, new) in changes.items():
+        logging.warning('%s: --%s changed from %s to %s (recorded in %s)', run.path, name, old,
+                        new, run_folder.HISTORY_FILE)
+    return path
 
 
 def train(config: Config, run_dir, strategy=None):
-    """Trains `config` in `run_dir`, resuming from its latest checkpoint if it has one.
+    """Trains `config` in `run_dir`, resuming from its newest readable checkpoint if it has one.
 
-    `strategy` is the tf.distribute strategy (None: made from config.strategy); a
-    multi-worker strategy must be made before TensorFlow runs anything, so a program makes it
-    first and passes it here.
+    A resumed run keeps the settings that fix its networks and noise (config.FIXED; others
+    are refused with RunError); every other change is applied, logged and recorded in the
+    run's history. `strategy` is the tf.distribute strategy (None: made from config.strategy);
+    a multi-worker strategy must be made before TensorFlow runs anything, so a program makes
+    it first and passes it here.
 
     Returns:
       the Trainer, at the final step.
+
+    Raises:
+      RunError: the folder cannot hold or resume this run (nothing in it was changed).
     """
-    _check_resumable(config, run_dir)
+    run = run_folder.RunFolder(run_dir)
+    changes = run.changes(config)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -220,19 +197,24 @@ def train(config: Config, run_dir, strategy=None):
     replicas = strategy.num_replicas_in_sync
     if replicas > 1 and config.on_nonfinite == 'skip':
         raise ConfigError('--on_nonfinite=skip needs a single replica; use stop')
+    run.prepare()
+    lock = run.lock() if chief else None
+    try:
+        return _train(config, run, strategy, chief, task, changes, size, channels)
+    finally:
+        if lock is not None:
+            run.unlock(lock)
+
+
+def _train(config, run, strategy, chief, task, changes, size, channels):
+    replicas = strategy.num_replicas_in_sync
     # The chief evaluates; features and real statistics are ready before training starts.
     evaluate = _in_loop_evaluation(config) if config.eval_every and chief else None
-    with strategy.scope():
-        # Batch statistics over the global batch, as on one device.
-        encoder, decoder = config.build_models(sync_bn=replicas > 1)
     jit = {'auto': None, 'on': True, 'off': False}[config.jit_compile]
     # Every worker saves (a collective operation); only the chief's checkpoints are the run's.
-    checkpoint_dir = os.path.join(run_dir, 'checkpoints' if chief else f'.worker{task}_checkpoints')
-    tr = trainer.Trainer(config.model, encoder, decoder, config.loss_weights(), config.lr,
-                         config.optimizer, config.init_steps, config.seed, jit, checkpoint_dir,
-                         config.max_to_keep, strategy)
-    os.makedirs(run_dir, exist_ok=True)
-    resumed = tr.restore()
+    checkpoint_dir = run.checkpoint_dir if chief else os.path.join(run.path, f'.worker{task}_checkpoints')
+    tr = config.build_trainer(checkpoint_dir, strategy, jit)
+    resumed = _resume(config, run, tr, chief, changes)
     start = int(tr.step.numpy())
 
     global_batch = config.batch_size * replicas
@@ -242,16 +224,16 @@ def train(config: Config, run_dir, strategy=None):
     steps_per_epoch = max(1, num_train // global_batch)
     last = total_steps(config, num_train, global_batch)
     if chief:
-        writer = tf.summary.create_file_writer(os.path.join(run_dir, 'train'))
-        _write_config(config, run_dir, writer)
-        fixed_x, fixed_z = _fixed_inputs(config, run_dir, size, channels, config.z_dim)
+        run.record_segment(config, start, changes)
+        writer = tf.summary.create_file_writer(run.log_dir)
+        _write_config(config, writer, start)
+        fixed_x, fixed_z = _fixed_inputs(config, run, size, channels, config.z_dim)
     else:
         writer = tf.summary.create_noop_writer()
     logging.info('%s %s in %s: steps %d -> %d (%d per epoch), %d replica(s) of batch %d',
-                 'Resuming' if resumed else 'Training', config.model, run_dir, start, last,
+                 'Resuming' if resumed else 'Training', config.model, run.path, start, last,
                  steps_per_epoch, replicas, config.batch_size)
 
-    sample_dir = os.path.join(run_dir, 'samples')
     sums, count, t0, t_start = None, 0, time.perf_counter(), time.perf_counter()
     batches = iter(train_ds)
     with writer.as_default(), _StopSignals() as stop:
@@ -268,17 +250,22 @@ def train(config: Config, run_dir, strategy=None):
                 _log(config, sums, count, time.perf_counter() - t0, step, last, steps_per_epoch,
                      global_batch)
                 sums, count, t0 = None, 0, time.perf_counter()
-            if chief and (step % config.sample_every == 0 or step == last):
-                summaries.write_grids(_grids(tr, fixed_x, fixed_z), sample_dir, step)
-            if evaluate and (step % config.eval_every == 0 or step == last):
+            grids = chief and (step % config.sample_every == 0 or step == last)
+            evaluating = evaluate and (step % config.eval_every == 0 or step == last)
+            if grids or evaluating:
+                # The generator at inference, as evaluate, export and sample draw it.
+                generator.prepare(tr.decoder)
+            if grids:
+                summaries.write_grids(_grids(tr, fixed_x, fixed_z), run.sample_dir, step)
+            if evaluating:
                 tf.summary.scalar(f'eval/fid_{evaluate.key}', evaluate(tr.decoder, step), step=step)
             if step % config.checkpoint_every == 0 or step == last or stop.signal:
                 tr.save()
                 writer.flush()
             if stop.signal:
                 logging.info('Stopped by %s at step %d; checkpoint saved. Resume with: '
-                             'python -m pga_tf.train --run_dir=%s', stop.signal, step, run_dir)
+                             'python -m pga_tf.train --run_dir=%s', stop.signal, step, run.path)
                 return tr
-    logging.info('Done: step %d in %s (%s); checkpoints in %s', int(tr.step.numpy()), run_dir,
-                 _format_eta(time.perf_counter() - t_start), os.path.join(run_dir, 'checkpoints'))
+    logging.info('Done: step %d in %s (%s); checkpoints in %s', int(tr.step.numpy()), run.path,
+                 _format_eta(time.perf_counter() - t_start), run.checkpoint_dir)
     return tr

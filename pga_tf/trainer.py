@@ -89,9 +89,8 @@ class Trainer:
                        if self.replicas == 1 else self._update)
         self.train_step = tf.function(self._train_step)
 
-        self.checkpoint = tf.train.Checkpoint(
-            encoder=encoder, decoder=decoder, opt_enc=self.opt_enc, opt_dec=self.opt_dec,
-            step=self.step, skipped=self.skipped, seed=self.seed)
+        # The checkpoint's keys, here and nowhere else.
+        self.checkpoint = tf.train.Checkpoint(**self._checkpointed())
         self.manager = (tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep)
                         if checkpoint_dir else None)
 
@@ -169,9 +168,25 @@ class Trainer:
         """Writes a checkpoint numbered by the step; returns its path."""
         return self.manager.save(checkpoint_number=self.step)
 
-    def restore(self, path=None):
-        """Restores `path`, or the latest checkpoint; returns the path, or None for a fresh start."""
+    def _checkpointed(self, optimizers=True):
+        objects = dict(encoder=self.encoder, decoder=self.decoder, step=self.step,
+                       skipped=self.skipped, seed=self.seed)
+        return {**objects, 'opt_enc': self.opt_enc, 'opt_dec': self.opt_dec} if optimizers else objects
+
+    def restore(self, path=None, optimizers=True):
+        """Restores `path`, or the latest checkpoint; returns the path, or None for a fresh start.
+
+        Every variable of the networks (and, with `optimizers`, of both optimisers) must be in
+        the checkpoint: one left unmatched raises AssertionError, never untrained weights.
+        Without `optimizers` the optimisers keep their fresh state (a changed --optimizer).
+        """
         path = path or (self.manager.latest_checkpoint if self.manager else None)
         if path:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            checkpoint = self.checkpoint if optimizers else tf.train.Checkpoint(**self._checkpointed(False))
+            checkpoint.restore(path).assert_existing_objects_matched()
         return path
+
+    def set_learning_rate(self, learning_rate):
+        """The learning rate of both optimisers from now on (a checkpoint restores its own)."""
+        for opt in (self.opt_enc, self.opt_dec):
+            opt.learning_rate = learning_rate

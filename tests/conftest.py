@@ -13,12 +13,12 @@ Z_DIM = 8
 def exported(tmp_path_factory):
     """A short mnist_5k run, its restored models, and their export (shared by the export,
     serving and sample tests)."""
-    from pga_tf import export_lib, train_lib
+    from pga_tf import export_lib, run_folder, train_lib
     from train_lib_test import small_config
 
     root = tmp_path_factory.mktemp('export')
     run_dir = str(root / 'run')
     train_lib.train(small_config('mnist_5k', 'vpga', train_steps=3, width=0.25, z_dim=Z_DIM), run_dir)
-    _, encoder, decoder, _, _ = train_lib.load_run(run_dir)
-    path = export_lib.export(encoder, decoder, str(root / 'exports' / 'pga_mnist'))
-    return root, encoder, decoder, path
+    run = run_folder.RunFolder(run_dir).load()
+    path = export_lib.export(run.encoder, run.decoder, str(root / 'exports' / 'pga_mnist'))
+    return root, run.encoder, run.decoder, path

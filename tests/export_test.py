@@ -20,7 +20,7 @@ def test_export_then_sample(exported, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (export_dir / '1' / 'saved_model.pb').exists() and (export_dir / 'models.config').exists()
 
-    result = run('pga_tf.sample', f'--export_dir={export_dir}', '--num=16', '--seed=3',
+    result = run('pga_tf.sample', f'--export_dir={export_dir}', '--num=16', '--sample_seed=3',
                  f'--out={tmp_path / "grid.png"}')
     assert result.returncode == 0, result.stderr[-3000:]
     assert Image.open(tmp_path / 'grid.png').size == (4 * 28, 4 * 28)

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pga_tf import train_lib
+from pga_tf import data, run_folder, train_lib
 from train_lib_test import _events
 
 SMALL = ['--dataset=mnist_5k', '--width=0.0625', '--batch_size=8', '--z_dim=4', '--log_every=1',
@@ -39,7 +40,7 @@ def train_until(args, step, sig):
 
 def checkpoint_step(run_dir):
     """The step of the latest checkpoint, restored the way evaluate/export restore it."""
-    return train_lib.load_run(str(run_dir))[3]
+    return run_folder.RunFolder(run_dir).load().step
 
 
 def test_sigkill_at_random_points_resumes_and_finishes(tmp_path):
@@ -58,13 +59,51 @@ def test_sigkill_at_random_points_resumes_and_finishes(tmp_path):
     assert checkpoint_step(run_dir) == 120
 
 
-def test_sigterm_saves_and_exits_0(tmp_path):
+@pytest.fixture(scope='module')
+def rgb_digits(tmp_path_factory):
+    """A 32x32 RGB image folder made from mnist_5k digits: CIFAR-10's path (conv_32, batch
+    norm) offline."""
+    folder = tmp_path_factory.mktemp('rgb_digits')
+    for i, digit in enumerate(data.mnist_5k_arrays('train')[::45]):
+        rgb = np.pad(digit, ((2, 2), (2, 2), (0, 0))) * np.array([1.0, 0.6, 0.3])
+        Image.fromarray(rgb.astype(np.uint8)).save(folder / f'{i:03d}.png')
+    return folder
+
+
+@pytest.mark.parametrize('kind', ['mnist_5k_lpga', 'folder_conv_32_bn'])
+def test_sigterm_saves_and_the_printed_command_resumes_the_run(kind, tmp_path, rgb_digits):
     run_dir = tmp_path / 'run'
-    rc, stderr = train_until([*SMALL, '--model=vpga', '--train_steps=500', '--checkpoint_every=1000',
-                              f'--run_dir={run_dir}'], 12, signal.SIGTERM)
+    args = ([*SMALL, '--model=lpga', '--init_steps=3', '--lr=0.05'] if kind == 'mnist_5k_lpga' else
+            ['--dataset=folder', f'--data_dir={rgb_digits}', '--arch=conv_32', '--bn',
+             '--model=vpga', '--width=0.0625', '--batch_size=8', '--z_dim=4', '--log_every=1',
+             '--lr=0.05'])
+    rc, stderr = train_until([*args, '--train_steps=40', '--sample_every=1000',
+                              '--checkpoint_every=1000', f'--run_dir={run_dir}'], 12, signal.SIGTERM)
     assert rc == 0, stderr[-2000:]
-    assert f'Resume with: python -m pga_tf.train --run_dir={run_dir}' in stderr
-    assert 12 <= checkpoint_step(run_dir) < 500
+    command = stderr.split('Resume with: ')[1].splitlines()[0].split()
+    assert command == ['python', '-m', 'pga_tf.train', f'--run_dir={run_dir}']
+    stopped = checkpoint_step(run_dir)
+    assert 12 <= stopped < 40
+    settings = (run_dir / 'flags.cfg').read_text()
+    # Exactly the printed command, from another folder: the run's own model and settings.
+    result = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True,
+                            env=ENV, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = run_folder.RunFolder(run_dir).load()
+    assert run.step == 40 and (run.config.z_dim, run.config.lr, run.config.width) == (4, 0.05, 0.0625)
+    assert (run.config.model, run.config.bn) == (('lpga', False) if kind == 'mnist_5k_lpga' else ('vpga', True))
+    assert (run_dir / 'flags.cfg').read_text() == settings
+    assert [(h['step'], h.get('changed')) for h in run_folder.RunFolder(run_dir).history()] == \
+        [(0, None), (stopped, {})]
+    if kind == 'folder_conv_32_bn':  # the batch-norm run exports and samples
+        export_dir = tmp_path / 'exports' / 'digits'
+        for module, flags in (('pga_tf.export', [f'--run_dir={run_dir}', f'--export_dir={export_dir}']),
+                              ('pga_tf.sample', [f'--export_dir={export_dir}', '--num=4',
+                                                 f'--out={tmp_path / "grid.png"}'])):
+            result = subprocess.run([sys.executable, '-m', module, *flags], capture_output=True,
+                                    text=True, env=ENV, timeout=300)
+            assert result.returncode == 0, result.stderr[-2000:]
+        assert Image.open(tmp_path / 'grid.png').size == (64, 64)
 
 
 def _variables(run_dir):
@@ -94,9 +133,9 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert 'diverged: step' in last and 'non-finite' in last and 'untouched' in last
     step = int(last.split('step ')[1].split(':')[0])
-    _, encoder, decoder, saved, _ = train_lib.load_run(str(run_dir))
-    assert saved == step - 1
-    assert all(np.all(np.isfinite(v.numpy())) for v in encoder.variables + decoder.variables)
+    run = run_folder.RunFolder(run_dir).load()
+    assert run.step == step - 1
+    assert all(np.all(np.isfinite(v.numpy())) for v in run.encoder.variables + run.decoder.variables)
     tags, _ = _events(str(run_dir))
     assert all(s < step for s in tags.get('dec_loss', []))
 

@@ -9,19 +9,17 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from pga_tf import data, train_lib
+from pga_tf import cli_flags, data, train_lib
 from pga_tf.config import Config
-from presets_test import PAIRS, parse
+from presets_test import PAIRS
 
 # A small, fast configuration: the loop's behaviour without the paper's sizes.
 SMALL = dict(width=1 / 16, batch_size=4, z_dim=4, log_every=1, sample_every=2, checkpoint_every=2)
 
 
 def small_config(dataset, model, **kw):
-    config = parse(f'--dataset={dataset}', f'--model={model}')
-    from absl import flags
-    flags.FLAGS.unparse_flags()
-    return dataclasses.replace(config, **{**SMALL, 'train_steps': 2, **kw})
+    return dataclasses.replace(cli_flags.read_preset(dataset, model),
+                               **{**SMALL, 'train_steps': 2, **kw})
 
 
 @pytest.fixture

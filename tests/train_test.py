@@ -31,6 +31,10 @@ def test_trains_from_another_folder_with_the_preset(tmp_path):
     (['--dataset=imagenet'], 'dataset'),
     (['--lrr=0.1'], 'lrr'),
     (['--lr=-1'], 'lr'),
+    (['--lr=nan'], '--lr must be a finite number'),
+    (['--zn_rec=inf'], '--zn_rec must be a finite number'),
+    (['--channels=2'], '--channels must be one of 1, 3'),
+    (['--run_dir=/etc/passwd'], 'is a file'),
     (['--arch=conv_32'], '--arch=conv_32 reads 32x32'),
     (['--dataset=folder', '--data_dir=/nonexistent'], 'not a directory'),
 ])
@@ -40,6 +44,14 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, mess
     lines = [l for l in result.stderr.splitlines() if ': error: ' in l]
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_help_lists_only_training_flags(tmp_path):
+    result = run(['--helpfull'], tmp_path)  # absl prints the help and exits 1
+    for flag in ('--lr', '--run_dir', '--zn_rec', '--preset_dir'):
+        assert flag in result.stdout
+    for flag in ('--num:', '--mode:', '--out:', '--export_dir', '--num_samples', '--sample_seed'):
+        assert flag not in result.stdout, flag
 
 
 def test_tfds_without_data_or_network_exits_2_quickly(tmp_path):

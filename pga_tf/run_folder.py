@@ -1,0 +1,277 @@
+"""The run folder: its layout, settings and history, checkpoints and lock, and loading a run.
+
+  flags.cfg        the settings in force (`--flagfile=` it to reproduce the run)
+  history.jsonl    one line per training segment: its first step, time, command and the
+                   settings it changed (the first line holds them all)
+  checkpoints/     tf.train checkpoints ckpt-<step> (Trainer's keys); damaged/ holds any that
+                   could not be read, set aside at a resume
+  train/           TensorBoard events
+  samples/         PNG grids named by step
+  fixed_z.npy      the latent batch of the sample grids
+  eval_*.json      results of pga_tf.evaluate
+  .lock            held by the trainer that writes the folder
+"""
+import dataclasses
+import datetime
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import sys
+
+import tensorflow as tf
+from absl import logging
+
+from pga_tf import config as config_lib
+from pga_tf import generator
+
+FLAGS_FILE = 'flags.cfg'
+HISTORY_FILE = 'history.jsonl'
+CHECKPOINTS = 'checkpoints'
+DAMAGED = 'damaged'
+SAMPLES = 'samples'
+TRAIN_LOGS = 'train'
+FIXED_Z = 'fixed_z.npy'
+LOCK = '.lock'
+_CHECKPOINT_INDEX = re.compile(r'ckpt-(\d+)\.index')
+
+
+class RunError(config_lib.ConfigError):
+    """A run folder that cannot be used as asked; the message names the folder or file."""
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """A run's settings and trained networks at one checkpoint, ready for inference."""
+    config: config_lib.Config
+    encoder: object
+    decoder: object
+    step: int
+    checkpoint: str
+
+
+def write_atomic(path, text):
+    """Writes `path` whole or not at all (a kill never leaves half a file)."""
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class RunFolder:
+    """One run folder (it may not exist yet)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.flags_path = os.path.join(self.path, FLAGS_FILE)
+        self.history_path = os.path.join(self.path, HISTORY_FILE)
+        self.checkpoint_dir = os.path.join(self.path, CHECKPOINTS)
+        self.sample_dir = os.path.join(self.path, SAMPLES)
+        self.log_dir = os.path.join(self.path, TRAIN_LOGS)
+        self.fixed_z_path = os.path.join(self.path, FIXED_Z)
+
+    def eval_path(self, name):
+        return os.path.join(self.path, name)
+
+    # Settings and history.
+
+    def has_config(self):
+        return os.path.isfile(self.flags_path)
+
+    def read_config(self):
+        """The settings in force of the run (its flags.cfg)."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunError(f'{self.path} is a file, not a run folder')
+        if not self.has_config():
+            raise RunError(f'{self.path} is not a run folder (no {FLAGS_FILE})')
+        try:
+            return config_lib.read_flagfiles(self.flags_path)
+        except config_lib.ConfigError as err:
+            raise RunError(f'{self.flags_path} is damaged: {err}') from None
+
+    def changes(self, config):
+        """{name: (run's value, new value)} of the settings `config` changes in this run.
+
+        Raises:
+          RunError: `config` changes a setting that fixes the networks' variables or the run's
+            noise (config.FIXED).
+        """
+        if not self.has_config():
+            return {}
+        saved = self.read_config()
+        changed = {f.name: (getattr(saved, f.name), getattr(config, f.name))
+                   for f in dataclasses.fields(config)
+                   if getattr(saved, f.name) != getattr(config, f.name)}
+        fixed = [f'--{k}={new} (the run has {old})' for k, (old, new) in changed.items()
+                 if config_lib.on_resume(k) == config_lib.FIXED]
+        if fixed:
+            raise RunError(f'{self.path} cannot resume with {", ".join(fixed)}: these settings '
+                           'fix its networks and noise; omit them, or start another --run_dir')
+        return changed
+
+    def record_segment(self, config, step, changes):
+        """flags.cfg := `config`, and one history line for the segment starting at `step`."""
+        entry = {'step': step, 'time': datetime.datetime.now().isoformat(timespec='seconds'),
+                 'command': sys.argv}
+        if os.path.exists(self.history_path) or self.has_config():
+            entry['changed'] = {k: {'from': old, 'to': new} for k, (old, new) in changes.items()}
+        else:
+            entry['settings'] = dataclasses.asdict(config)
+        write_atomic(self.flags_path, config.to_flagfile())
+        with open(self.history_path, 'a') as f:
+            f.write(json.dumps(entry) + '\n')
+
+    def history(self):
+        """The history lines, oldest first ([] for a run without one)."""
+        if not os.path.exists(self.history_path):
+            return []
+        with open(self.history_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    # The folder itself.
+
+    def prepare(self):
+        """Creates the folder if needed; refuses a path that cannot hold a run."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunError(f'--run_dir={self.path} is a file, not a folder')
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as err:
+            raise RunError(f'--run_dir={self.path} cannot be created: {err.strerror}') from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise RunError(f'--run_dir={self.path} is not writable')
+
+    def _remove_leftovers(self):
+        """Temporary files of writes that a kill interrupted."""
+        for folder in (self.path, self.checkpoint_dir):
+            if os.path.isdir(folder):
+                for name in os.listdir(folder):
+                    if '.tmp-' in name or name.endswith('_temp'):
+                        target = os.path.join(folder, name)
+                        shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+
+    def lock(self):
+        """Holds the folder's lock until the process ends or `unlock`; refuses a second trainer.
+
+        An flock dies with its process, so a killed trainer leaves no stale lock.
+        """
+        fd = os.open(os.path.join(self.path, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunError(f'{self.path} is being trained by another process; wait for it '
+                               'or stop it (its checkpoints would be overwritten)') from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._remove_leftovers()  # no other trainer is writing them
+        return fd
+
+    @staticmethod
+    def unlock(fd):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+    # Checkpoints.
+
+    def checkpoints(self):
+        """Checkpoint paths present, newest first, from the files themselves (a missing or
+        stale `checkpoint` pointer file does not hide any)."""
+        if not os.path.isdir(self.checkpoint_dir):
+            return []
+        steps = sorted((int(m.group(1)) for m in map(_CHECKPOINT_INDEX.fullmatch,
+                                                     os.listdir(self.checkpoint_dir)) if m),
+                       reverse=True)
+        return [os.path.join(self.checkpoint_dir, f'ckpt-{s}') for s in steps]
+
+    def readable_checkpoints(self):
+        """(readable, damaged): checkpoint paths newest first, and (path, reason) of those whose
+        files cannot be read whole (truncated, missing shards)."""
+        readable, damaged = [], []
+        for path in self.checkpoints():
+            reason = _damage(path)
+            (damaged.append((path, reason)) if reason else readable.append(path))
+        return readable, damaged
+
+    def recover_checkpoints(self):
+        """Before a resume: the newest readable checkpoint (None: there is none yet).
+
+        Damaged checkpoints newer than it are moved to checkpoints/damaged/ (kept, never
+        deleted), and the pointer file is rewritten from the files present.
+
+        Raises:
+          RunError: checkpoints exist but none can be read.
+        """
+        readable, damaged = self.readable_checkpoints()
+        if damaged and not readable:
+            path, reason = damaged[0]
+            raise RunError(f'no checkpoint of {self.path} can be read; the newest, {path}, '
+                           f'is damaged ({reason})')
+        for path, reason in damaged:
+            logging.warning('%s is damaged (%s); moved to %s', path, reason, DAMAGED)
+            target = os.path.join(self.checkpoint_dir, DAMAGED)
+            os.makedirs(target, exist_ok=True)
+            for name in os.listdir(self.checkpoint_dir):
+                if name.startswith(os.path.basename(path) + '.'):
+                    os.replace(os.path.join(self.checkpoint_dir, name), os.path.join(target, name))
+        if readable:
+            # Names relative to the folder, as CheckpointManager writes them.
+            names = [os.path.basename(p) for p in readable]
+            tf.compat.v1.train.update_checkpoint_state(self.checkpoint_dir, names[0],
+                                                       all_model_checkpoint_paths=names[::-1])
+            if damaged:
+                logging.warning('Resuming from %s, the newest checkpoint that can be read',
+                                readable[0])
+        return readable[0] if readable else None
+
+    def load(self, checkpoint=None):
+        """The run's settings and networks, restored strictly from `checkpoint` (default: the
+        newest readable one; a damaged newer one is reported and passed over); the decoder is
+        the generator at inference (`generator.prepare`).
+
+        Raises:
+          RunError: no run folder, no checkpoint, or one that does not restore (named).
+        """
+        config = self.read_config()
+        if checkpoint:
+            reason = _damage(checkpoint) if tf.io.gfile.exists(checkpoint + '.index') else 'not found'
+            if reason:
+                raise RunError(f'--checkpoint={checkpoint} cannot be read ({reason})')
+            path = checkpoint
+        else:
+            readable, damaged = self.readable_checkpoints()
+            if not readable:
+                raise RunError(f'no checkpoint in {self.checkpoint_dir}' if not damaged else
+                               f'no checkpoint of {self.path} can be read; the newest, '
+                               f'{damaged[0][0]}, is damaged ({damaged[0][1]})')
+            path = readable[0]
+            for bad, reason in damaged:
+                logging.warning('%s is damaged (%s); using %s', bad, reason, path)
+        tr = config.build_trainer()
+        restore(tr, path)
+        generator.prepare(tr.decoder)
+        return LoadedRun(config, tr.encoder, tr.decoder, int(tr.step.numpy()), path)
+
+
+def restore(tr, path, optimizers=True):
+    """`tr.restore(path)`, with a one-line RunError when it does not match the networks."""
+    try:
+        tr.restore(path, optimizers)
+    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunError(f'{path} does not restore into this run\'s networks: {first}') from None
+
+
+def _damage(path):
+    """Why the checkpoint `path` cannot be read whole ('' when it can)."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError) as err:
+        return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    return ''

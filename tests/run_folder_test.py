@@ -1,0 +1,155 @@
+"""The run folder: settings and history, resume rules, damaged checkpoints, the lock."""
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pga_tf import run_folder, train_lib
+from pga_tf.run_folder import RunError, RunFolder
+from train_lib_test import small_config
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A 4-step lpga run with checkpoints at steps 2 and 4."""
+    run_dir = str(tmp_path_factory.mktemp('run') / 'run')
+    config = small_config('mnist_5k', 'lpga', train_steps=4, init_steps=1)
+    train_lib.train(config, run_dir)
+    return config, run_dir
+
+
+def copy_run(trained, tmp_path):
+    import shutil
+    shutil.copytree(trained[1], tmp_path / 'run')
+    return RunFolder(tmp_path / 'run')
+
+
+def test_layout_settings_and_first_history_line(trained):
+    config, run_dir = trained
+    run = RunFolder(run_dir)
+    assert run.read_config() == config
+    assert [os.path.basename(p) for p in run.checkpoints()] == ['ckpt-4', 'ckpt-2']
+    (entry,) = run.history()
+    assert entry['step'] == 0 and entry['settings'] == dataclasses.asdict(config)
+    for name in ('checkpoints', 'samples', 'train', 'fixed_z.npy', 'flags.cfg'):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+
+
+def test_changes_refuse_fixed_settings_and_list_the_others(trained):
+    config, run_dir = trained
+    run = RunFolder(run_dir)
+    assert run.changes(config) == {}
+    assert run.changes(dataclasses.replace(config, lr=0.01, train_steps=9)) == {
+        'lr': (config.lr, 0.01), 'train_steps': (4, 9)}
+    for change in (dict(z_dim=5), dict(model='vpga'), dict(bn=True), dict(seed=3), dict(width=1.0)):
+        with pytest.raises(RunError, match=f'--{next(iter(change))}='):
+            run.changes(dataclasses.replace(config, **change))
+
+
+def test_resume_applies_and_records_a_new_learning_rate(trained, tmp_path):
+    config, _ = trained
+    run = copy_run(trained, tmp_path)
+    tr = train_lib.train(dataclasses.replace(config, lr=0.0125, train_steps=6), run.path)
+    assert int(tr.step) == 6
+    # The optimisers run with the new rate, not the one the checkpoint holds.
+    assert float(tr.opt_enc.learning_rate.numpy()) == pytest.approx(0.0125)
+    assert float(tr.opt_dec.learning_rate.numpy()) == pytest.approx(0.0125)
+    reader = tf.train.load_checkpoint(run.checkpoints()[0])
+    saved = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if 'learning_rate' in k]
+    assert saved and all(v == pytest.approx(0.0125) for v in saved)
+    first, second = run.history()
+    assert second['step'] == 4
+    assert second['changed'] == {'lr': {'from': config.lr, 'to': 0.0125},
+                                 'train_steps': {'from': 4, 'to': 6}}
+    assert run.read_config().lr == 0.0125 and first['settings']['lr'] == config.lr
+
+
+def test_resume_with_another_optimizer_keeps_the_networks(trained, tmp_path):
+    config, _ = trained
+    run = copy_run(trained, tmp_path)
+    before = run.load()
+    tr = train_lib.train(dataclasses.replace(config, optimizer='adam', train_steps=4), run.path)
+    assert int(tr.step) == 4 and tr.opt_enc.__class__.__name__ == 'Adam'
+    for a, b in zip(before.decoder.variables, tr.decoder.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _truncate(path, keep=0.5):
+    data = open(path, 'rb').read()
+    open(path, 'wb').write(data[:int(len(data) * keep)])
+
+
+def test_damaged_latest_checkpoint_falls_back_and_is_kept_aside(trained, tmp_path):
+    config, _ = trained
+    run = copy_run(trained, tmp_path)
+    _truncate(run.checkpoints()[0] + '.data-00000-of-00001')
+    assert run.load().step == 2  # evaluate/export: the newest that reads, nothing moved
+    assert len(run.checkpoints()) == 2
+    tr = train_lib.train(config, run.path)  # resumes at 2 and trains to 4 again
+    assert int(tr.step) == 4
+    assert os.path.exists(os.path.join(run.checkpoint_dir, 'damaged', 'ckpt-4.index'))
+    assert run.load().step == 4
+
+
+def test_every_checkpoint_damaged_is_an_error_naming_the_file(trained, tmp_path):
+    config, _ = trained
+    run = copy_run(trained, tmp_path)
+    for path in run.checkpoints():
+        _truncate(path + '.index', 0.3)
+    before = sorted(os.listdir(run.checkpoint_dir))
+    with pytest.raises(RunError, match='ckpt-4.*damaged'):
+        train_lib.train(config, run.path)
+    with pytest.raises(RunError, match='ckpt-4.*damaged'):
+        run.load()
+    assert sorted(os.listdir(run.checkpoint_dir)) == before  # nothing moved or deleted
+
+
+def test_missing_pointer_file_resumes_from_the_files(trained, tmp_path):
+    config, _ = trained
+    run = copy_run(trained, tmp_path)
+    os.remove(os.path.join(run.checkpoint_dir, 'checkpoint'))
+    tr = train_lib.train(dataclasses.replace(config, train_steps=5), run.path)
+    assert int(tr.step) == 5 and run.history()[-1]['step'] == 4
+
+
+def test_restore_that_leaves_a_variable_unmatched_fails(trained, tmp_path):
+    config, run_dir = trained
+    encoder, decoder = config.build_models()
+    # A checkpoint without the decoder: loading it must not give an untrained decoder.
+    partial = tf.train.Checkpoint(encoder=encoder).save(str(tmp_path / 'partial'))
+    with pytest.raises(RunError, match='does not restore'):
+        RunFolder(run_dir).load(partial)
+
+
+def test_second_trainer_is_refused_and_a_dead_ones_lock_is_not(trained, tmp_path):
+    config, _ = trained
+    run = copy_run(trained, tmp_path)
+    fd = run.lock()
+    with pytest.raises(RunError, match='another process'):
+        train_lib.train(dataclasses.replace(config, train_steps=5), run.path)
+    run.unlock(fd)
+    # A lock file left by a killed process holds no lock.
+    assert os.path.exists(os.path.join(run.path, '.lock'))
+    assert int(train_lib.train(dataclasses.replace(config, train_steps=5), run.path).step) == 5
+
+
+def test_run_dir_that_is_a_file_or_under_a_file(tmp_path):
+    config = small_config('mnist_5k', 'ae')
+    (tmp_path / 'file').write_text('keep me')
+    for path in (tmp_path / 'file', tmp_path / 'file' / 'run'):
+        with pytest.raises(RunError, match='file|cannot be created'):
+            train_lib.train(config, str(path))
+    assert (tmp_path / 'file').read_text() == 'keep me'
+
+
+def test_leftovers_of_interrupted_writes_are_removed(trained, tmp_path):
+    config, _ = trained
+    run = copy_run(trained, tmp_path)
+    (tmp_path / 'run' / 'flags.cfg.tmp-123').write_text('half')
+    (tmp_path / 'run' / 'checkpoints' / 'ckpt-6_temp').mkdir()
+    train_lib.train(config, run.path)
+    assert not (tmp_path / 'run' / 'flags.cfg.tmp-123').exists()
+    assert not (tmp_path / 'run' / 'checkpoints' / 'ckpt-6_temp').exists()
