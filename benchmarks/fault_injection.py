@@ -57,7 +57,7 @@ def main(argv):
             print(f'the run failed by itself (status {proc.returncode}):\n' + ''.join(tail))
             sys.exit(1)
         kills += 1
-        saved = run_folder.RunFolder(run_dir).load().step if os.path.isdir(os.path.join(run_dir, 'checkpoints')) else 0
+        saved = run_folder.RunFolder(run_dir).load().step if run_folder.RunFolder(run_dir).checkpoints() else 0
         lost += max(0, done - saved)
         print(f'kill {kills}: at step >= {done}, checkpoint restores step {saved}, lost {done - saved}')
     final = subprocess.run(args, capture_output=True, text=True, env=env)

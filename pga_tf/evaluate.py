@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config, run_folder
+from pga_tf import cli_flags, config, data, run_folder
 from pga_tf.config import ConfigError
 from pga_tf.evaluation import evaluator, fid
 from pga_tf.evaluation.features import FeaturesUnavailable
@@ -42,7 +42,7 @@ def main(argv):
         result = evaluator.evaluate_models(
             encoder, decoder, config, features, stats_dir, FLAGS.num_samples, FLAGS.repeats,
             FLAGS.eval_batch_size, FLAGS.real_samples, FLAGS.sample_seed)
-    except (ConfigError, FeaturesUnavailable, fid.StatsError) as err:
+    except (ConfigError, data.DataError, FeaturesUnavailable, fid.StatsError) as err:
         print(f'pga_tf.evaluate: error: {err}', file=sys.stderr)
         sys.exit(2)
     result.update(run_dir=FLAGS.run_dir, checkpoint=path, step=step, features=features.key,

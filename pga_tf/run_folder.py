@@ -99,6 +99,9 @@ class RunFolder:
             noise (config.FIXED).
         """
         if not self.has_config():
+            if self.checkpoints():
+                raise RunError(f'{self.path} holds checkpoints but no {FLAGS_FILE}: its settings '
+                               'are unknown; restore the file, or start another --run_dir')
             return {}
         saved = self.read_config()
         changed = {f.name: (getattr(saved, f.name), getattr(config, f.name))
@@ -238,10 +241,12 @@ class RunFolder:
         """
         config = self.read_config()
         if checkpoint:
-            reason = _damage(checkpoint) if tf.io.gfile.exists(checkpoint + '.index') else 'not found'
+            path = checkpoint.removesuffix('.index')
+            if os.path.isdir(path):
+                path = tf.train.latest_checkpoint(path) or path
+            reason = _damage(path) if tf.io.gfile.exists(path + '.index') else 'not found'
             if reason:
                 raise RunError(f'--checkpoint={checkpoint} cannot be read ({reason})')
-            path = checkpoint
         else:
             readable, damaged = self.readable_checkpoints()
             if not readable:
@@ -252,7 +257,7 @@ class RunFolder:
             for bad, reason in damaged:
                 logging.warning('%s is damaged (%s); using %s', bad, reason, path)
         tr = config.build_trainer()
-        restore(tr, path)
+        restore(tr, path, optimizers=False)  # inference needs the networks and the step
         generator.prepare(tr.decoder)
         return LoadedRun(config, tr.encoder, tr.decoder, int(tr.step.numpy()), path)
 

@@ -151,16 +151,19 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-def _resume(config, run, tr, chief, changes):
-    """Restores the run's newest readable checkpoint into `tr` (chief), or the worker's own;
-    returns the path, or None for a fresh start. The settings in force are `config`'s."""
-    if chief:
-        path = run.recover_checkpoints()
-        if path:
-            # A changed optimiser starts with fresh slots; its networks and counters resume.
+def _resume(config, run, tr, path, changes):
+    """Restores `path` (the chief's newest readable checkpoint) or the worker's own latest into
+    `tr`; returns the path, or None for a fresh start. The settings in force are `config`'s."""
+    path = path or (tr.manager.latest_checkpoint if tr.manager else None)
+    if path:
+        try:
             run_folder.restore(tr, path, optimizers='optimizer' not in changes)
-    else:
-        path = tr.restore()
+        except run_folder.RunError:
+            # Optimiser slots of another --optimizer (a segment that changed it and was killed
+            # before saving): the networks and counters resume, the optimisers start afresh.
+            run_folder.restore(tr, path, optimizers=False)
+            logging.warning('%s: its optimiser state does not match --optimizer=%s; the '
+                            'optimisers start afresh', path, config.optimizer)
     tr.set_learning_rate(config.lr)  # a checkpoint restores the learning rate it was saved with
     for name, (old, new) in changes.items():
         logging.warning('%s: --%s changed from %s to %s (recorded in %s)', run.path, name, old,
@@ -213,8 +216,10 @@ def _train(config, run, strategy, chief, task, changes, size, channels):
     jit = {'auto': None, 'on': True, 'off': False}[config.jit_compile]
     # Every worker saves (a collective operation); only the chief's checkpoints are the run's.
     checkpoint_dir = run.checkpoint_dir if chief else os.path.join(run.path, f'.worker{task}_checkpoints')
+    # Before the Trainer's CheckpointManager reads the pointer file that this may rewrite.
+    newest = run.recover_checkpoints() if chief else None
     tr = config.build_trainer(checkpoint_dir, strategy, jit)
-    resumed = _resume(config, run, tr, chief, changes)
+    resumed = _resume(config, run, tr, newest, changes)
     start = int(tr.step.numpy())
 
     global_batch = config.batch_size * replicas
@@ -266,6 +271,7 @@ def _train(config, run, strategy, chief, task, changes, size, channels):
                 logging.info('Stopped by %s at step %d; checkpoint saved. Resume with: '
                              'python -m pga_tf.train --run_dir=%s', stop.signal, step, run.path)
                 return tr
+    generator.prepare(tr.decoder)  # also when the run had no step left to do
     logging.info('Done: step %d in %s (%s); checkpoints in %s', int(tr.step.numpy()), run.path,
                  _format_eta(time.perf_counter() - t_start), run.checkpoint_dir)
     return tr

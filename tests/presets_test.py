@@ -80,6 +80,34 @@ def test_a_run_flagfile_reproduces_the_config(tmp_path):
     assert parse(f'--flagfile={tmp_path / "flags.cfg"}') == c
 
 
+@pytest.mark.parametrize('arg, message', [
+    ('--lrr=0.1', 'lrr'),
+    ('--lr=-1', '--lr'),
+    ('--lr=nan', '--lr must be a finite number'),
+    ('--zn_rec=inf', '--zn_rec must be a finite number'),
+    ('--channels=2', '--channels must be one of 1, 3'),
+    ('--model=gan', 'model'),
+])
+def test_bad_flags_exit_2_with_one_line(arg, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        parse(arg)
+    assert exit.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert ': error: ' in line and message in line
+
+
+def test_resume_with_another_dataset_or_model_exits_2(tmp_path, capsys):
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    (run_dir / 'flags.cfg').write_text(cli_flags.read_preset('mnist_5k', 'lpga').to_flagfile())
+    assert parse(f'--run_dir={run_dir}').model == 'lpga'  # the run's own settings
+    FLAGS.unparse_flags()
+    with pytest.raises(SystemExit) as exit:
+        parse(f'--run_dir={run_dir}', '--model=vpga')
+    assert exit.value.code == 2
+    assert 'is a mnist_5k/lpga run' in capsys.readouterr().err
+
+
 def test_every_preset_names_its_source():
     for path in PRESETS.glob('*.cfg'):
         first = path.read_text().splitlines()[0]

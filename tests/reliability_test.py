@@ -1,4 +1,5 @@
 """Training that survives kills, divergence and bad input, with nothing lost."""
+import dataclasses
 import glob
 import os
 import random
@@ -12,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pga_tf import data, run_folder, train_lib
-from train_lib_test import _events
+from train_lib_test import _events, small_config
 
 SMALL = ['--dataset=mnist_5k', '--width=0.0625', '--batch_size=8', '--z_dim=4', '--log_every=1',
          '--sample_every=1000']
@@ -43,20 +44,33 @@ def checkpoint_step(run_dir):
     return run_folder.RunFolder(run_dir).load().step
 
 
-def test_sigkill_at_random_points_resumes_and_finishes(tmp_path):
-    run_dir = tmp_path / 'run'
-    args = [*SMALL, '--model=lpga', '--train_steps=120', '--checkpoint_every=7', f'--run_dir={run_dir}']
+def _variables(run_dir):
+    reader = tf.train.load_checkpoint(str(run_dir / 'checkpoints'))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if 'save_counter' not in k and '_CHECKPOINTABLE_OBJECT_GRAPH' not in k}
+
+
+def test_killed_at_random_points_resumes_to_the_uninterrupted_weights(tmp_path):
+    args = [*SMALL, '--model=lvpga', '--init_steps=5', '--deterministic', '--train_steps=40',
+            '--checkpoint_every=7']
+    killed = tmp_path / 'killed'
     rng = random.Random(0)
     saved = 0
-    for target in sorted(rng.sample(range(saved + 10, 110), 3)):
-        rc, _ = train_until(args, target, signal.SIGKILL)
+    for target in sorted(rng.sample(range(10, 35), 2)):
+        rc, _ = train_until([*args, f'--run_dir={killed}'], target, signal.SIGKILL)
         assert rc == -signal.SIGKILL
-        step = checkpoint_step(run_dir)  # restores, whatever moment the kill hit
+        step = checkpoint_step(killed)  # restores, whatever moment the kill hit
         assert step % 7 == 0 and saved <= step <= target + 7
         saved = step
-    result = train(*args)
+    result = train(*args, f'--run_dir={killed}')
     assert result.returncode == 0, result.stderr[-2000:]
-    assert checkpoint_step(run_dir) == 120
+    assert checkpoint_step(killed) == 40
+    # With op determinism, the same weights as a run that was never interrupted.
+    assert train(*args, f'--run_dir={tmp_path / "straight"}').returncode == 0
+    a, b = _variables(tmp_path / 'straight'), _variables(killed)
+    assert sorted(a) == sorted(b) and len(a) > 20
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-7, err_msg=key)
 
 
 @pytest.fixture(scope='module')
@@ -106,25 +120,6 @@ def test_sigterm_saves_and_the_printed_command_resumes_the_run(kind, tmp_path, r
         assert Image.open(tmp_path / 'grid.png').size == (64, 64)
 
 
-def _variables(run_dir):
-    reader = tf.train.load_checkpoint(str(run_dir / 'checkpoints'))
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if 'save_counter' not in k and '_CHECKPOINTABLE_OBJECT_GRAPH' not in k}
-
-
-def test_deterministic_killed_and_resumed_equals_uninterrupted(tmp_path):
-    args = [*SMALL, '--model=lvpga', '--train_steps=30', '--checkpoint_every=5', '--deterministic',
-            '--init_steps=5']
-    assert train(*args, f'--run_dir={tmp_path / "a"}').returncode == 0
-    rc, _ = train_until([*args, f'--run_dir={tmp_path / "b"}'], 17, signal.SIGKILL)
-    assert rc == -signal.SIGKILL and checkpoint_step(tmp_path / 'b') in (15, 20)
-    assert train(*args, f'--run_dir={tmp_path / "b"}').returncode == 0
-    a, b = _variables(tmp_path / 'a'), _variables(tmp_path / 'b')
-    assert sorted(a) == sorted(b) and len(a) > 20
-    for key in a:
-        np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-7, err_msg=key)
-
-
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     run_dir = tmp_path / 'run'
     result = train(*SMALL, '--model=lpga', '--lr=10', '--init_steps=0', '--train_steps=50',
@@ -141,24 +136,22 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_skip_policy_counts_and_stops_after_max_skips(tmp_path):
-    run_dir = tmp_path / 'run'
-    result = train(*SMALL, '--model=lpga', '--lr=10', '--init_steps=0', '--train_steps=50',
-                   '--on_nonfinite=skip', '--max_skips=2', f'--run_dir={run_dir}')
-    assert result.returncode == 1
-    assert 'more than --max_skips=2' in result.stderr.strip().splitlines()[-1]
-    assert result.stderr.count('step skipped') == 3
-    tags, _ = _events(str(run_dir))
+    run_dir = str(tmp_path / 'run')
+    config = small_config('mnist_5k', 'lpga', lr=10.0, init_steps=0, train_steps=50,
+                          batch_size=8, sample_every=1000, on_nonfinite='skip', max_skips=2)
+    with pytest.raises(train_lib.DivergenceError, match='more than --max_skips=2'):
+        train_lib.train(config, run_dir)
+    tags, _ = _events(run_dir)
     assert len(tags['guard/skipped_steps']) == 3
 
 
-def test_resuming_with_another_model_shape_exits_2_and_changes_nothing(tmp_path):
-    run_dir = tmp_path / 'run'
-    assert train(*SMALL, '--model=ae', '--train_steps=2', f'--run_dir={run_dir}').returncode == 0
+def test_resuming_with_another_model_shape_is_refused_and_changes_nothing(tmp_path):
+    run_dir = str(tmp_path / 'run')
+    config = small_config('mnist_5k', 'ae', train_steps=2)
+    train_lib.train(config, run_dir)
     before = {p: os.path.getmtime(p) for p in glob.glob(f'{run_dir}/**', recursive=True)}
-    result = train(*SMALL, '--model=ae', '--train_steps=4', '--z_dim=6', f'--run_dir={run_dir}')
-    assert result.returncode == 2
-    (line,) = [l for l in result.stderr.splitlines() if ': error: ' in l]
-    assert '--z_dim=6 (the run has 4)' in line
+    with pytest.raises(run_folder.RunError, match=r'--z_dim=6 \(the run has 4\)'):
+        train_lib.train(dataclasses.replace(config, z_dim=6, train_steps=4), run_dir)
     assert {p: os.path.getmtime(p) for p in glob.glob(f'{run_dir}/**', recursive=True)} == before
 
 

@@ -107,6 +107,14 @@ def test_every_checkpoint_damaged_is_an_error_naming_the_file(trained, tmp_path)
     assert sorted(os.listdir(run.checkpoint_dir)) == before  # nothing moved or deleted
 
 
+def test_checkpoints_without_settings_are_refused(trained, tmp_path):
+    config, _ = trained
+    run = copy_run(trained, tmp_path)
+    os.remove(run.flags_path)
+    with pytest.raises(RunError, match='no flags.cfg'):
+        train_lib.train(config, run.path)
+
+
 def test_missing_pointer_file_resumes_from_the_files(trained, tmp_path):
     config, _ = trained
     run = copy_run(trained, tmp_path)
@@ -136,10 +144,10 @@ def test_second_trainer_is_refused_and_a_dead_ones_lock_is_not(trained, tmp_path
     assert int(train_lib.train(dataclasses.replace(config, train_steps=5), run.path).step) == 5
 
 
-def test_run_dir_that_is_a_file_or_under_a_file(tmp_path):
+def test_run_dir_that_is_a_file_or_cannot_be_made(tmp_path):
     config = small_config('mnist_5k', 'ae')
     (tmp_path / 'file').write_text('keep me')
-    for path in (tmp_path / 'file', tmp_path / 'file' / 'run'):
+    for path in (tmp_path / 'file', tmp_path / 'file' / 'run', '/proc/pga_run'):
         with pytest.raises(RunError, match='file|cannot be created'):
             train_lib.train(config, str(path))
     assert (tmp_path / 'file').read_text() == 'keep me'

@@ -29,11 +29,6 @@ def test_trains_from_another_folder_with_the_preset(tmp_path):
 
 @pytest.mark.parametrize('args, message', [
     (['--dataset=imagenet'], 'dataset'),
-    (['--lrr=0.1'], 'lrr'),
-    (['--lr=-1'], 'lr'),
-    (['--lr=nan'], '--lr must be a finite number'),
-    (['--zn_rec=inf'], '--zn_rec must be a finite number'),
-    (['--channels=2'], '--channels must be one of 1, 3'),
     (['--run_dir=/etc/passwd'], 'is a file'),
     (['--arch=conv_32'], '--arch=conv_32 reads 32x32'),
     (['--dataset=folder', '--data_dir=/nonexistent'], 'not a directory'),
