@@ -1,13 +1,12 @@
 """The run folder: settings and history, resume rules, damaged checkpoints, the lock."""
 import dataclasses
-import json
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import run_folder, train_lib
+from pga_tf import train_lib
 from pga_tf.run_folder import RunError, RunFolder
 from train_lib_test import small_config
 
