@@ -5,8 +5,9 @@
       --inception_path=/data/tfgan_inception --num_samples=5000 --repeats=3
 
 Prints mean ± std over --repeats sample sets (the paper's Table 1 protocol with Inception and
-5,000 samples) and writes eval_<features>_<step>.json into the run folder. The offline
-`classifier` features need no network; their numbers are not comparable to Inception FIDs.
+5,000 samples) and writes eval_<features>_<step>_<num_samples>x<repeats>.json into the run
+folder. The offline `classifier` features need no network; their numbers are not comparable to
+Inception FIDs.
 """
 import json
 import sys
@@ -48,7 +49,7 @@ def main(argv):
     result.update(run_dir=FLAGS.run_dir, checkpoint=path, step=step, features=features.key,
                   dataset=config.dataset, model=config.model,
                   classifier_accuracy=getattr(features, 'accuracy', None))
-    out = folder.eval_path(f'eval_{features.key}_{step}.json')
+    out = folder.eval_path(features.key, step, FLAGS.num_samples, FLAGS.repeats)
     run_folder.write_atomic(out, json.dumps(result, indent=2))
     f_mean, f_std = result['fid']['mean'], result['fid']['std']
     print(f'{config.model} on {config.dataset} at step {step}, {features.key} features: '

@@ -8,7 +8,7 @@
   train/           TensorBoard events
   samples/         PNG grids named by step
   fixed_z.npy      the latent batch of the sample grids
-  eval_*.json      results of pga_tf.evaluate
+  eval_*.json      results of pga_tf.evaluate, one file per features, step and sample count
   .lock            held by the trainer that writes the folder
 """
 import dataclasses
@@ -72,8 +72,10 @@ class RunFolder:
         self.log_dir = os.path.join(self.path, TRAIN_LOGS)
         self.fixed_z_path = os.path.join(self.path, FIXED_Z)
 
-    def eval_path(self, name):
-        return os.path.join(self.path, name)
+    def eval_path(self, features, step, num_samples, repeats):
+        """The result file of an evaluation: named by what produced it, so an evaluation with
+        fewer samples never replaces a larger one of the same step."""
+        return os.path.join(self.path, f'eval_{features}_{step}_{num_samples}x{repeats}.json')
 
     # Settings and history.
 

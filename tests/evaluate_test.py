@@ -35,7 +35,7 @@ def test_offline_distance_mean_and_std_over_repeats(prepared):
                       '--repeats=2', '--real_samples=1000')
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'FID' in result.stdout and '±' in result.stdout
-    report = json.load(open(os.path.join(run_dir, 'eval_classifier_v1_6.json')))
+    report = json.load(open(os.path.join(run_dir, 'eval_classifier_v1_6_300x2.json')))
     assert len(report['fid']['values']) == 2 and report['fid']['values'][0] != report['fid']['values'][1]
     assert report['fid']['std'] > 0 and report['rec_fid'] > 0
     assert report['num_real'] == 1000 and report['num_reconstructions'] == 300
@@ -51,7 +51,7 @@ def test_inception_end_to_end_with_a_stand_in(prepared):
                       f'--inception_path={model_dir}', '--num_samples=200', '--repeats=1',
                       '--real_samples=400')
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.load(open(os.path.join(run_dir, 'eval_inception_6.json')))
+    report = json.load(open(os.path.join(run_dir, 'eval_inception_6_200x1.json')))
     assert report['features'] == 'inception' and report['fid']['mean'] > 0
 
 

@@ -35,6 +35,8 @@ def test_layout_settings_and_first_history_line(trained):
     assert entry['step'] == 0 and entry['settings'] == dataclasses.asdict(config)
     for name in ('checkpoints', 'samples', 'train', 'fixed_z.npy', 'flags.cfg'):
         assert os.path.exists(os.path.join(run_dir, name)), name
+    # An evaluation with fewer samples has a file of its own.
+    assert run.eval_path('inception', 4, 2, 1) != run.eval_path('inception', 4, 5000, 3)
 
 
 def test_changes_refuse_fixed_settings_and_list_the_others(trained):
