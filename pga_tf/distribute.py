@@ -10,8 +10,13 @@ import json
 import os
 
 import tensorflow as tf
+from absl import logging
 
 STRATEGIES = ('default', 'mirrored', 'multi_worker', 'tpu')
+
+
+class StrategyError(ValueError):
+    """A strategy that cannot work on this machine; the message says why."""
 
 
 def split_cpu(replicas):
@@ -28,13 +33,23 @@ def make_strategy(name, cpu_replicas=0):
     if name == 'mirrored':
         if cpu_replicas > 1:
             return tf.distribute.MirroredStrategy([f'/cpu:{i}' for i in range(cpu_replicas)])
+        if len(tf.config.list_physical_devices('GPU')) <= 1:
+            logging.warning('--strategy=mirrored on a machine with one device: training as one '
+                            'replica (the default strategy)')
+            return tf.distribute.get_strategy()
         return tf.distribute.MirroredStrategy()
     if name == 'multi_worker':
+        if not os.environ.get('TF_CONFIG'):
+            raise StrategyError('--strategy=multi_worker needs the cluster in the TF_CONFIG '
+                                'environment variable, and none is set')
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == 'tpu':
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as err:
+            raise StrategyError(f'--strategy=tpu: no TPU found ({str(err).splitlines()[0]})') from None
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f'unknown strategy {name!r}; choose one of {STRATEGIES}')
 

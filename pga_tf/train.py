@@ -38,11 +38,11 @@ def main(argv):
     config = Config.from_flags(FLAGS)
     if config.cpu_replicas > 1:
         distribute.split_cpu(config.cpu_replicas)  # before TensorFlow starts its devices
-    # Before anything else runs: collective ops are configured at program start.
-    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
     try:
+        # Before anything else runs: collective ops are configured at program start.
+        strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
         train_lib.train(config, FLAGS.run_dir or default_run_dir(config), strategy)
-    except (data.DataError, ConfigError, FeaturesUnavailable) as err:
+    except (data.DataError, ConfigError, FeaturesUnavailable, distribute.StrategyError) as err:
         print(f'pga_tf.train: error: {err}', file=sys.stderr)
         sys.exit(2)
     except train_lib.DivergenceError as err:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
@@ -91,3 +92,18 @@ def test_two_workers_train_and_agree(tmp_path):
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-7, err_msg=key)
     assert int(a['step/.ATTRIBUTES/VARIABLE_VALUE']) == 3
+
+
+def test_strategies_that_cannot_work_here(monkeypatch):
+    from pga_tf import distribute
+
+    if len(tf.config.list_physical_devices('GPU')) > 1:
+        pytest.skip('a machine with several GPUs mirrors over them')
+    # One device: mirrored trains as one replica instead of failing at the first step.
+    strategy = distribute.make_strategy('mirrored')
+    assert strategy is tf.distribute.get_strategy() and strategy.num_replicas_in_sync == 1
+    monkeypatch.delenv('TF_CONFIG', raising=False)
+    with pytest.raises(distribute.StrategyError, match='TF_CONFIG'):
+        distribute.make_strategy('multi_worker')
+    with pytest.raises(distribute.StrategyError, match='no TPU'):
+        distribute.make_strategy('tpu')
