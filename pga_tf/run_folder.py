@@ -193,14 +193,25 @@ class RunFolder:
                        reverse=True)
         return [os.path.join(self.checkpoint_dir, f'ckpt-{s}') for s in steps]
 
-    def readable_checkpoints(self):
-        """(readable, damaged): checkpoint paths newest first, and (path, reason) of those whose
-        files cannot be read whole (truncated, missing shards)."""
-        readable, damaged = [], []
+    def newest_readable(self):
+        """(path, damaged): the newest checkpoint whose files read whole (None: there is no
+        checkpoint), and (path, reason) of the newer ones that do not (truncated, missing
+        shards). Older checkpoints are not read.
+
+        Raises:
+          RunError: checkpoints exist but none can be read.
+        """
+        damaged = []
         for path in self.checkpoints():
             reason = _damage(path)
-            (damaged.append((path, reason)) if reason else readable.append(path))
-        return readable, damaged
+            if not reason:
+                return path, damaged
+            damaged.append((path, reason))
+        if damaged:
+            path, reason = damaged[0]
+            raise RunError(f'no checkpoint of {self.path} can be read; the newest, {path}, '
+                           f'is damaged ({reason})')
+        return None, []
 
     def recover_checkpoints(self):
         """Before a resume: the newest readable checkpoint (None: there is none yet).
@@ -211,11 +222,7 @@ class RunFolder:
         Raises:
           RunError: checkpoints exist but none can be read.
         """
-        readable, damaged = self.readable_checkpoints()
-        if damaged and not readable:
-            path, reason = damaged[0]
-            raise RunError(f'no checkpoint of {self.path} can be read; the newest, {path}, '
-                           f'is damaged ({reason})')
+        newest, damaged = self.newest_readable()
         for path, reason in damaged:
             logging.warning('%s is damaged (%s); moved to %s', path, reason, DAMAGED)
             target = os.path.join(self.checkpoint_dir, DAMAGED)
@@ -223,15 +230,14 @@ class RunFolder:
             for name in os.listdir(self.checkpoint_dir):
                 if name.startswith(os.path.basename(path) + '.'):
                     os.replace(os.path.join(self.checkpoint_dir, name), os.path.join(target, name))
-        if readable:
+        if newest:
             # Names relative to the folder, as CheckpointManager writes them.
-            names = [os.path.basename(p) for p in readable]
+            names = [os.path.basename(p) for p in self.checkpoints()]
             tf.compat.v1.train.update_checkpoint_state(self.checkpoint_dir, names[0],
                                                        all_model_checkpoint_paths=names[::-1])
             if damaged:
-                logging.warning('Resuming from %s, the newest checkpoint that can be read',
-                                readable[0])
-        return readable[0] if readable else None
+                logging.warning('Resuming from %s, the newest checkpoint that can be read', newest)
+        return newest
 
     def load(self, checkpoint=None):
         """The run's settings and networks, restored strictly from `checkpoint` (default: the
@@ -250,12 +256,9 @@ class RunFolder:
             if reason:
                 raise RunError(f'--checkpoint={checkpoint} cannot be read ({reason})')
         else:
-            readable, damaged = self.readable_checkpoints()
-            if not readable:
-                raise RunError(f'no checkpoint in {self.checkpoint_dir}' if not damaged else
-                               f'no checkpoint of {self.path} can be read; the newest, '
-                               f'{damaged[0][0]}, is damaged ({damaged[0][1]})')
-            path = readable[0]
+            path, damaged = self.newest_readable()
+            if not path:
+                raise RunError(f'no checkpoint in {self.checkpoint_dir}')
             for bad, reason in damaged:
                 logging.warning('%s is damaged (%s); using %s', bad, reason, path)
         tr = config.build_trainer()

@@ -271,7 +271,8 @@ def _train(config, run, strategy, chief, task, changes, size, channels):
                 logging.info('Stopped by %s at step %d; checkpoint saved. Resume with: '
                              'python -m pga_tf.train --run_dir=%s', stop.signal, step, run.path)
                 return tr
-    generator.prepare(tr.decoder)  # also when the run had no step left to do
+    if start >= last:  # no step left to do, so no final grid prepared the generator
+        generator.prepare(tr.decoder)
     logging.info('Done: step %d in %s (%s); checkpoints in %s', int(tr.step.numpy()), run.path,
                  _format_eta(time.perf_counter() - t_start), run.checkpoint_dir)
     return tr
