@@ -12,7 +12,6 @@ import socket
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from PIL import Image
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg')
@@ -122,35 +121,48 @@ def list_images(directory):
         for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
 
 
-def _readable(path):
+def _side(path, channels):
+    """The shorter side of the image at `path` as the pipeline decodes it; 0: it does not."""
     try:
-        with Image.open(path) as image:
-            image.load()  # a full decode: truncated files fail here, not in the middle of a run
-        return True
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return False
+        image = tf.io.decode_image(tf.io.read_file(path), channels=channels or 0,
+                                   expand_animations=False)
+        return int(min(image.shape[:2]))
+    except (tf.errors.OpError, ValueError):
+        return 0
 
 
 @functools.lru_cache(maxsize=8)
-def readable_images(directory):
-    """(readable paths, unreadable paths) under `directory`; scanned once per process.
+def readable_images(directory, channels=None):
+    """(paths, sides) of the image files under `directory` that TensorFlow's decoder reads (a
+    full decode, as the pipeline's: truncated files and formats it does not read fail here,
+    not in the middle of a run), with the shorter side of each; scanned once per process.
 
     Raises:
       DataError: no readable image at all.
     """
     paths = list_images(directory)
     with concurrent.futures.ThreadPoolExecutor() as pool:
-        ok = list(pool.map(_readable, paths))
-    good = [p for p, k in zip(paths, ok) if k]
-    bad = [p for p, k in zip(paths, ok) if not k]
+        sides = list(pool.map(lambda p: _side(p, channels), paths))
+    bad = [p for p, side in zip(paths, sides) if not side]
     if bad:
         shown = ', '.join(os.path.relpath(p, directory) for p in bad[:20])
         logging.warning('folder: skipping %d unreadable of %d image files: %s%s', len(bad),
                         len(paths), shown, ' ...' if len(bad) > 20 else '')
-    if not good:
+    if len(bad) == len(paths):
         raise DataError(f'folder: no readable {"/".join(IMAGE_EXTENSIONS)} files under {directory}'
                         + (f' ({len(bad)} unreadable)' if bad else ''))
-    return tuple(good), tuple(bad)
+    good = [(p, side) for p, side in zip(paths, sides) if side]
+    return tuple(p for p, _ in good), tuple(side for _, side in good)
+
+
+def _check_crop(directory, paths, sides, crop):
+    """Refuses a --crop larger than an image (its central square would not exist)."""
+    small = [(p, side) for p, side in zip(paths, sides) if side < crop]
+    if small:
+        path, side = min(small, key=lambda item: item[1])
+        raise DataError(f'folder: {len(small)} of {len(paths)} images are smaller than '
+                        f'--crop={crop} ({os.path.relpath(path, directory)}: shorter side {side}); '
+                        f'pass --crop={side} or less, or --crop=0 for the largest square')
 
 
 def image_source(name, split, data_dir=None, size=None, channels=None, crop=0):
@@ -172,10 +184,14 @@ def image_source(name, split, data_dir=None, size=None, channels=None, crop=0):
         images = mnist_5k_arrays(split)
         return tf.data.Dataset.from_tensor_slices(images), len(images)
     if name == 'folder':
-        paths, _ = readable_images(os.path.abspath(data_dir) if data_dir else data_dir)
+        directory = os.path.abspath(data_dir) if data_dir else data_dir
+        paths, sides = readable_images(directory, channels)
+        _check_crop(directory, paths, sides, crop)
         decode = lambda path: center_crop_resize(tf.io.decode_image(
             tf.io.read_file(path), channels=channels, expand_animations=False), crop, size)
-        ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(decode, num_parallel_calls=AUTOTUNE)
+        # A file that becomes unreadable during the run is skipped, and logged.
+        ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(
+            decode, num_parallel_calls=AUTOTUNE).ignore_errors(log_warning=True)
         return ds, len(paths)
     spec = DATASETS[name]
     ds = _tfds_examples(spec.tfds_name, split, data_dir).map(

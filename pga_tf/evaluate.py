@@ -12,9 +12,10 @@ Inception FIDs.
 import json
 import sys
 
+import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config, data, run_folder
+from pga_tf import cli_flags, config, data, paths, run_folder
 from pga_tf.config import ConfigError
 from pga_tf.evaluation import evaluator, fid
 from pga_tf.evaluation.features import FeaturesUnavailable
@@ -34,10 +35,11 @@ def main(argv):
         sys.exit(2)
     try:
         folder = run_folder.RunFolder(FLAGS.run_dir)
+        config = folder.read_config()
+        paths.output_dir('run_dir', FLAGS.run_dir)  # the result is written there
+        stats_dir = paths.output_dir('stats_dir', FLAGS.stats_dir or evaluator.default_stats_dir())
         run = folder.load(FLAGS.checkpoint)
-        config, encoder, decoder, step, path = (run.config, run.encoder, run.decoder, run.step,
-                                                run.checkpoint)
-        stats_dir = FLAGS.stats_dir or evaluator.default_stats_dir()
+        encoder, decoder, step, path = run.encoder, run.decoder, run.step, run.checkpoint
         features = evaluator.make_features(FLAGS.features, config.dataset, stats_dir,
                                            FLAGS.inception_path, config.data_dir or None)
         result = evaluator.evaluate_models(
@@ -46,11 +48,16 @@ def main(argv):
     except (ConfigError, data.DataError, FeaturesUnavailable, fid.StatsError) as err:
         print(f'pga_tf.evaluate: error: {err}', file=sys.stderr)
         sys.exit(2)
+    if not np.isfinite([*result['fid']['values'], result['rec_fid']]).all():
+        print(f'pga_tf.evaluate: error: {path} gives distances that are not finite '
+              f'({result["fid"]["values"]}, reconstructions {result["rec_fid"]}); nothing written',
+              file=sys.stderr)
+        sys.exit(1)
     result.update(run_dir=FLAGS.run_dir, checkpoint=path, step=step, features=features.key,
                   dataset=config.dataset, model=config.model,
                   classifier_accuracy=getattr(features, 'accuracy', None))
     out = folder.eval_path(features.key, step, FLAGS.num_samples, FLAGS.repeats)
-    run_folder.write_atomic(out, json.dumps(result, indent=2))
+    paths.write_atomic(out, json.dumps(result, indent=2))
     f_mean, f_std = result['fid']['mean'], result['fid']['std']
     print(f'{config.model} on {config.dataset} at step {step}, {features.key} features: '
           f'FID {f_mean:.2f} ± {f_std:.2f} ({FLAGS.repeats} x {FLAGS.num_samples} samples), '

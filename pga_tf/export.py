@@ -38,6 +38,7 @@ def main(argv):
               file=sys.stderr)
         sys.exit(2)
     try:
+        export_lib.check_model_folder(FLAGS.export_dir)
         run = run_folder.RunFolder(FLAGS.run_dir).load(FLAGS.checkpoint)
         config, encoder, decoder, step = run.config, run.encoder, run.decoder, run.step
         _recompute_encoder_batch_norm(config, encoder)

@@ -14,8 +14,11 @@ import shutil
 
 import tensorflow as tf
 
-from pga_tf import data, generator, losses
+from pga_tf import data, generator, losses, paths
 
+MODELS_CONFIG = 'models.config'
+# Written before being renamed into place: .tmp-<version>-<pid>/, models.config.tmp-<pid>.
+_TMP = re.compile(r'(?:\.tmp-\d+|models\.config\.tmp)-(\d+)')
 SIGNATURES = ('serving_default', 'sample', 'decode', 'encode', 'reconstruct', 'interpolate')
 
 
@@ -94,24 +97,64 @@ def models_config(name, base_path):
             '  }\n}\n')
 
 
+def check_model_folder(export_dir):
+    """Refuses an `export_dir` that is not, and cannot become, a folder of versions.
+
+    Raises:
+      ExportError, paths.PathError: it is a file, a version folder, a folder holding other
+        things, or a place that cannot be written.
+    """
+    paths.output_dir('export_dir', export_dir)
+    if os.path.isfile(os.path.join(export_dir, 'saved_model.pb')):
+        raise ExportError(f'--export_dir={export_dir} is a SavedModel version folder; pass the '
+                          'model folder that holds the versions')
+    if os.path.isdir(export_dir):
+        other = sorted(n for n in os.listdir(export_dir)
+                       if not (re.fullmatch(r'\d+', n) or n == MODELS_CONFIG or _TMP.fullmatch(n)))
+        if other:
+            raise ExportError(f'--export_dir={export_dir} holds {other[0]}, not only SavedModel '
+                              'versions; pass a new folder or a model folder')
+
+
+def _remove_leftovers(export_dir):
+    """Temporary folders of exports whose process is gone (killed mid-write)."""
+    for name in os.listdir(export_dir):
+        match = _TMP.fullmatch(name)
+        path = os.path.join(export_dir, name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def export(encoder, decoder, export_dir, version=None):
     """Writes `<export_dir>/<version>/` atomically, and `<export_dir>/models.config`.
 
     The SavedModel is written to a temporary folder beside the version and renamed into place
     only when complete: a server polling `export_dir` never sees a half-written version, and a
-    failed export leaves nothing behind.
+    failed export leaves nothing behind (a killed one is cleaned up by the next export).
 
     Returns:
       the path of the version folder.
 
     Raises:
-      ExportError: the version exists already.
+      ExportError: the version exists already, or `export_dir` cannot hold versions.
     """
+    check_model_folder(export_dir)
     version = version or next_version(export_dir)
     final = os.path.join(export_dir, str(version))
     if os.path.exists(final):
         raise ExportError(f'{final} exists; versions are never overwritten (omit --version for the next)')
     os.makedirs(export_dir, exist_ok=True)
+    _remove_leftovers(export_dir)
     tmp = os.path.join(export_dir, f'.tmp-{version}-{os.getpid()}')
     try:
         module = GeneratorModule(encoder, decoder)
@@ -120,6 +163,5 @@ def export(encoder, decoder, export_dir, version=None):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     name = os.path.basename(os.path.normpath(export_dir))
-    with open(os.path.join(export_dir, 'models.config'), 'w') as f:
-        f.write(models_config(name, f'/models/{name}'))
+    paths.write_atomic(os.path.join(export_dir, MODELS_CONFIG), models_config(name, f'/models/{name}'))
     return final

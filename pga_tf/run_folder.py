@@ -21,11 +21,13 @@ import re
 import shutil
 import sys
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from pga_tf import config as config_lib
-from pga_tf import generator
+from pga_tf import generator, paths
+from pga_tf.paths import write_atomic
 
 FLAGS_FILE = 'flags.cfg'
 HISTORY_FILE = 'history.jsonl'
@@ -50,14 +52,6 @@ class LoadedRun:
     decoder: object
     step: int
     checkpoint: str
-
-
-def write_atomic(path, text):
-    """Writes `path` whole or not at all (a kill never leaves half a file)."""
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 class RunFolder:
@@ -139,18 +133,15 @@ class RunFolder:
 
     def prepare(self):
         """Creates the folder if needed; refuses a path that cannot hold a run."""
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise RunError(f'--run_dir={self.path} is a file, not a folder')
+        paths.output_dir('run_dir', self.path)
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as err:
             raise RunError(f'--run_dir={self.path} cannot be created: {err.strerror}') from None
-        if not os.access(self.path, os.W_OK | os.X_OK):
-            raise RunError(f'--run_dir={self.path} is not writable')
 
     def _remove_leftovers(self):
         """Temporary files of writes that a kill interrupted."""
-        for folder in (self.path, self.checkpoint_dir):
+        for folder in (self.path, self.checkpoint_dir, self.sample_dir):
             if os.path.isdir(folder):
                 for name in os.listdir(folder):
                     if '.tmp-' in name or name.endswith('_temp'):
@@ -263,6 +254,12 @@ class RunFolder:
                 logging.warning('%s is damaged (%s); using %s', bad, reason, path)
         tr = config.build_trainer()
         restore(tr, path, optimizers=False)  # inference needs the networks and the step
+        bad = [w.path for w in tr.encoder.weights + tr.decoder.weights
+               if not np.isfinite(w.numpy()).all()]
+        if bad:
+            older = [p for p in self.checkpoints() if _step(p) < int(tr.step.numpy())]
+            raise RunError(f'{path} holds non-finite weights ({bad[0]}{" ..." if len(bad) > 1 else ""})'
+                           + (f'; pass --checkpoint={older[0]}' if older else ''))
         generator.prepare(tr.decoder)
         return LoadedRun(config, tr.encoder, tr.decoder, int(tr.step.numpy()), path)
 
@@ -274,6 +271,10 @@ def restore(tr, path, optimizers=True):
     except (AssertionError, ValueError, tf.errors.OpError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f'{path} does not restore into this run\'s networks: {first}') from None
+
+
+def _step(path):
+    return int(path.rsplit('-', 1)[1])
 
 
 def _damage(path):

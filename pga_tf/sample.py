@@ -12,13 +12,15 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, export_lib, summaries
+from pga_tf import cli_flags, export_lib, paths, summaries
+from pga_tf.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
 cli_flags.define('export_dir', 'version', 'sample_seed')
-flags.DEFINE_integer('num', 64, 'Images (or interpolation rows).', lower_bound=1)
+flags.DEFINE_integer('num', 64, 'Images (or interpolation rows).', lower_bound=1, upper_bound=4096)
 flags.DEFINE_enum('mode', 'sample', ['sample', 'interpolate'], 'What to draw.')
-flags.DEFINE_integer('interp_steps', 10, 'Images per interpolation row.', lower_bound=2)
+flags.DEFINE_integer('interp_steps', 10, 'Images per interpolation row.', lower_bound=2,
+                     upper_bound=256)
 flags.DEFINE_string('out', 'grid.png', 'PNG file of the grid.')
 
 
@@ -28,8 +30,22 @@ def version_dir(export_dir, version=0):
         return export_dir
     versions = export_lib.versions(export_dir)
     if not versions or (version and version not in versions):
-        raise FileNotFoundError(f'no SavedModel version {version or ""} in {export_dir}'.replace('  ', ' '))
+        raise export_lib.ExportError(
+            f'no SavedModel version {version or ""} in {export_dir}'.replace('  ', ' '))
     return os.path.join(export_dir, str(version or versions[-1]))
+
+
+def load(path):
+    """The exported generator at `path`, with the signatures `draw` uses."""
+    try:
+        model = tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise export_lib.ExportError(f'{path} cannot be loaded: {reason}') from None
+    missing = [n for n in ('sample', 'interpolate', 'serving_default') if n not in model.signatures]
+    if missing:
+        raise export_lib.ExportError(f'{path} has no {missing[0]!r} signature: not a pga_tf export')
+    return model
 
 
 def draw(model, mode, num, seed, steps):
@@ -50,11 +66,13 @@ def main(argv):
         print('pga_tf.sample: error: give --export_dir and no other arguments', file=sys.stderr)
         sys.exit(2)
     try:
+        paths.output_file('out', FLAGS.out, '.png')
         path = version_dir(FLAGS.export_dir, FLAGS.version)
-    except FileNotFoundError as err:
+        model = load(path)
+    except (ConfigError, export_lib.ExportError) as err:
         print(f'pga_tf.sample: error: {err}', file=sys.stderr)
         sys.exit(2)
-    grid = draw(tf.saved_model.load(path), FLAGS.mode, FLAGS.num, FLAGS.sample_seed, FLAGS.interp_steps)
+    grid = draw(model, FLAGS.mode, FLAGS.num, FLAGS.sample_seed, FLAGS.interp_steps)
     summaries.write_png(grid, FLAGS.out)
     print(f'{FLAGS.out}: {grid.shape[1]}x{grid.shape[0]} from {path}')
 

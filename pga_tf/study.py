@@ -14,18 +14,21 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 
 import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config as config_lib, train_lib
+from pga_tf import cli_flags, config as config_lib, losses, paths, train_lib
 from pga_tf.evaluation import evaluator
 
 config_lib.define_flags(flags.FLAGS, ('stats_dir',))
 
 flags.DEFINE_string('out_dir', os.path.join('runs', 'reference'), 'Folder of the runs and results.')
 flags.DEFINE_list('methods', ['vae', 'ae', 'lpga', 'vpga', 'lvpga'], 'Methods to compare.')
+flags.register_validator('methods', lambda methods: methods and set(methods) <= set(losses.METHODS),
+                         f'--methods: a list of {", ".join(sorted(losses.METHODS))}')
 flags.DEFINE_integer('seeds', 3, 'Seeds per method.', lower_bound=1)
 flags.DEFINE_integer('study_steps', 2000, 'Training steps of every run.', lower_bound=1)
 flags.DEFINE_float('study_width', 0.5, 'Width multiplier of every run.', lower_bound=1e-3)
@@ -105,7 +108,11 @@ def main(argv):
     steps, width = (4, 1 / 16) if quick else (FLAGS.study_steps, FLAGS.study_width)
     seeds = 1 if quick else FLAGS.seeds
     samples, repeats = (200, 2) if quick else (FLAGS.study_samples, FLAGS.study_repeats)
-    stats_dir = FLAGS.stats_dir or evaluator.default_stats_dir()
+    try:
+        paths.output_dir('out_dir', FLAGS.out_dir)
+        stats_dir = paths.output_dir('stats_dir', FLAGS.stats_dir or evaluator.default_stats_dir())
+    except config_lib.ConfigError as err:
+        cli_flags.fail(sys.argv, err)
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     start = time.time()
     per_run = {}

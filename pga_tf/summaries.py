@@ -55,9 +55,11 @@ def interpolation_grid(encoder, decoder, x_a, x_b):
 
 
 def write_png(grid, path):
-    """Writes a uint8 grid [H, W, C] (C = 1 or 3) as a PNG file."""
+    """Writes a uint8 grid [H, W, C] (C = 1 or 3) as a PNG file, whole or not at all."""
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+    tmp = f'{path}.tmp-{os.getpid()}'
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(tmp, format='PNG')
+    os.replace(tmp, path)
 
 
 def write_grids(grids, sample_dir, step):

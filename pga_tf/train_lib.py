@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import data, distribute, generator, run_folder, summaries
+from pga_tf import data, distribute, generator, paths, run_folder, summaries
 from pga_tf.config import Config, ConfigError
 from pga_tf.evaluation import evaluator
 
@@ -188,6 +188,11 @@ def train(config: Config, run_dir, strategy=None):
     """
     run = run_folder.RunFolder(run_dir)
     changes = run.changes(config)
+    if config.dataset == 'folder' and config.data_dir and paths.inside(run_dir, config.data_dir):
+        raise ConfigError(f'--run_dir={run_dir} is inside --data_dir={config.data_dir}: its grids '
+                          'would become training images; put the run elsewhere')
+    if config.eval_every:
+        paths.output_dir('stats_dir', config.stats_dir or evaluator.default_stats_dir())
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -93,19 +93,38 @@ def test_folder_without_images(tmp_path):
         data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path / 'missing'), size=32, channels=3)
 
 
-def test_folder_skips_and_counts_unreadable_files(tmp_path, caplog):
+def test_folder_skips_and_counts_files_its_decoder_does_not_read(tmp_path, caplog):
     _write_images(tmp_path)
     good = (tmp_path / 'img0.jpg').read_bytes()
     (tmp_path / 'truncated.jpg').write_bytes(good[:len(good) // 2])
     (tmp_path / 'text.png').write_text('not a picture')
+    # PIL reads TIFF; TensorFlow's decoder, the pipeline's, does not.
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / 'tiff.png', format='TIFF')
     with caplog.at_level('WARNING'):
-        readable, unreadable = data.readable_images(str(tmp_path))
-    assert len(readable) == 6 and sorted(os.path.basename(p) for p in unreadable) == [
-        'text.png', 'truncated.jpg']
-    assert 'skipping 2 unreadable of 8' in caplog.text and 'truncated.jpg' in caplog.text
+        readable, sides = data.readable_images(str(tmp_path), 3)
+    assert sorted(os.path.basename(p) for p in readable) == [f'img{i}.{"png" if i % 3 else "jpg"}'
+                                                              for i in range(6)]
+    assert sorted(sides) == [min(40 + i, 30 + 2 * i) for i in range(6)]
+    assert 'skipping 3 unreadable of 9' in caplog.text
+    for name in ('truncated.jpg', 'text.png', 'tiff.png'):
+        assert name in caplog.text
     ds, num = data.load_dataset('folder', 'train', 3, data_dir=str(tmp_path), size=32, channels=3,
                                 repeat=False)
     assert num == 6 and sum(len(b) for b in ds) == 6
+    # A file that goes away during the run is skipped, not fatal.
+    ds, _ = data.load_dataset('folder', 'train', 1, data_dir=str(tmp_path), size=32, channels=3,
+                              repeat=False, shuffle=False)
+    (tmp_path / 'img0.jpg').unlink()
+    assert sum(len(b) for b in ds) == 5
+
+
+def test_folder_refuses_a_crop_larger_than_an_image(tmp_path):
+    _write_images(tmp_path)  # shorter sides 30 to 40
+    with pytest.raises(data.DataError, match=r'6 of 6 images are smaller than --crop=108 '
+                                             r'\(img0.jpg: shorter side 30\); pass --crop=30'):
+        data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path), size=32, channels=3, crop=108)
+    ds, _ = data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path), size=32, channels=3, crop=30)
+    assert _first(ds).shape == (2, 32, 32, 3)
 
 
 def test_folder_of_only_broken_files(tmp_path):

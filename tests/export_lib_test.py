@@ -123,6 +123,28 @@ def test_versions_are_atomic_and_numbered(exported, monkeypatch):
     assert sorted(os.listdir(export_dir)) == ['1', '2', 'models.config']
 
 
+def test_export_folder_is_checked_and_killed_exports_are_cleaned(exported, tmp_path):
+    _, encoder, decoder, path = exported
+    (tmp_path / 'file').write_text('keep me')
+    (tmp_path / 'mixed').mkdir()
+    (tmp_path / 'mixed' / 'notes.txt').write_text('keep me')
+    for bad, reason in [(tmp_path / 'file', 'is a file'), (path, 'version folder'),
+                        (tmp_path / 'mixed', 'holds notes.txt')]:
+        with pytest.raises((export_lib.ExportError, export_lib.paths.PathError), match=reason):
+            export_lib.check_model_folder(str(bad))
+    assert os.listdir(tmp_path / 'mixed') == ['notes.txt']
+    # What a killed export leaves (its process is gone) goes at the next export; a live
+    # process's temporary folder stays.
+    export_dir = tmp_path / 'model'
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True).stdout.strip()
+    for name in (f'.tmp-1-{dead}', f'.tmp-5-{os.getpid()}'):
+        (export_dir / name / 'variables').mkdir(parents=True)
+    (export_dir / f'models.config.tmp-{dead}').write_text('half')
+    export_lib.export(encoder, decoder, str(export_dir))
+    assert sorted(os.listdir(export_dir)) == [f'.tmp-5-{os.getpid()}', '1', 'models.config']
+
+
 def test_recomputed_batch_norm_matches_training_mode():
     tf.keras.utils.set_random_seed(3)
     _, decoder = models.build_models('conv_64', 16, 3, use_bn=True, width=1 / 16)

@@ -1,14 +1,16 @@
 """`python -m pga_tf.export` and `python -m pga_tf.sample` as a user runs them."""
 import os
 import subprocess
+import shutil
 import sys
 
+import pytest
 from PIL import Image
 
 
-
 def run(module, *args):
-    env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
+    # TensorFlow's own log level left alone: its start-up lines must not reach stderr.
+    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
     return subprocess.run([sys.executable, '-m', module, *args], capture_output=True, text=True,
                           env=env, timeout=300)
 
@@ -33,9 +35,25 @@ def test_export_then_sample(exported, tmp_path):
 def test_bad_input_exits_2_and_writes_nothing(tmp_path):
     export_dir = tmp_path / 'exports' / 'x'
     result = run('pga_tf.export', f'--run_dir={tmp_path}', f'--export_dir={export_dir}')
-    assert result.returncode == 2 and 'not a run folder' in result.stderr.splitlines()[-1]
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f'pga_tf.export: error: {tmp_path} is not a run folder (no flags.cfg)']
     assert not (tmp_path / 'exports').exists()
-    result = run('pga_tf.sample', f'--export_dir={export_dir}')
-    assert result.returncode == 2 and 'no SavedModel' in result.stderr.splitlines()[-1]
+    result = run('pga_tf.sample', f'--export_dir={export_dir}', '--out=grid')
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert '--out' in result.stderr
     result = run('pga_tf.sample', '--export_dir=x', '--num=0')
-    assert result.returncode == 2
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+
+
+def test_sample_refuses_a_bad_out_or_a_damaged_export(exported, tmp_path):
+    from pga_tf import sample
+    from pga_tf.export_lib import ExportError
+
+    version = exported[3]
+    damaged = tmp_path / 'damaged'
+    shutil.copytree(version, damaged)
+    (damaged / 'saved_model.pb').write_bytes(b'not a protobuf')
+    with pytest.raises(ExportError, match='cannot be loaded'):
+        sample.load(str(damaged))
+    with pytest.raises(ExportError, match='no SavedModel version 7'):
+        sample.version_dir(os.path.dirname(version), 7)

@@ -67,6 +67,12 @@ def test_classifier_trains_caches_and_is_reused(tmp_path):
     a, b = first(x), again(x)
     assert a.shape == (20, 128)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # A damaged cached classifier is trained again; statistics of the old one are not reused.
+    path = tmp_path / f'mnist_5k_{first.key}.keras'
+    path.write_bytes(path.read_bytes()[:1000])
+    third = classifier.ClassifierFeatures('mnist_5k', str(tmp_path), epochs=1)
+    assert third.trained and third.dim == 128 and third.accuracy > 0.7
+    assert third.stats_key != first.stats_key == again.stats_key
 
 
 def test_classifier_needs_labels(tmp_path):

@@ -72,6 +72,29 @@ def test_stats_files_round_trip_and_are_checked(tmp_path):
         fid.load_stats(pickled)
 
 
+@pytest.mark.parametrize('damage', ['truncated', 'nan', 'wrong_dim', 'text'])
+def test_a_damaged_cache_is_computed_again(tmp_path, damage):
+    a = activations(4)
+    path = str(tmp_path / 'real.npz')
+    if damage == 'truncated':
+        fid.save_stats(path, *stats(a), len(a))
+        with open(path, 'rb') as f:
+            head = f.read(200)
+        with open(path, 'wb') as f:
+            f.write(head)
+    elif damage == 'text':
+        with open(path, 'w') as f:
+            f.write('not numpy')
+    else:
+        mu, sigma = stats(activations(5, d=8)) if damage == 'wrong_dim' else stats(a)
+        fid.save_stats(path, np.full_like(mu, np.nan) if damage == 'nan' else mu, sigma, len(a))
+    with pytest.raises(fid.StatsError):
+        fid.load_stats(path, dim=16)
+    mu, sigma, n = fid.cached_stats(path, lambda: (*stats(a), len(a)), dim=16)
+    np.testing.assert_allclose(mu, a.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fid.load_stats(path, dim=16)[0], mu)  # replaced on disk
+
+
 def test_needs_two_samples():
     with pytest.raises(fid.StatsError):
         fid.activation_statistics(lambda x: x, [np.zeros((1, 3))])

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from pga_tf import train_lib
+from pga_tf.config import ConfigError
 from pga_tf.run_folder import RunError, RunFolder
 from train_lib_test import small_config
 
@@ -149,9 +150,31 @@ def test_run_dir_that_is_a_file_or_cannot_be_made(tmp_path):
     config = small_config('mnist_5k', 'ae')
     (tmp_path / 'file').write_text('keep me')
     for path in (tmp_path / 'file', tmp_path / 'file' / 'run', '/proc/pga_run'):
-        with pytest.raises(RunError, match='file|cannot be created'):
+        with pytest.raises(ConfigError, match='file|cannot be created'):
             train_lib.train(config, str(path))
     assert (tmp_path / 'file').read_text() == 'keep me'
+
+
+def test_a_checkpoint_with_non_finite_weights_is_not_loaded(trained, tmp_path):
+    config, _ = trained
+    run = copy_run(trained, tmp_path)
+    tr = config.build_trainer(run.checkpoint_dir)
+    tr.restore(run.checkpoints()[0])
+    weight = tr.decoder.weights[0]
+    weight.assign(np.full(weight.shape, np.nan, np.float32))
+    tr.save()  # over ckpt-4, as a run whose weights went bad would have saved it
+    with pytest.raises(RunError, match=r'ckpt-4 holds non-finite weights .*--checkpoint=.*ckpt-2'):
+        run.load()
+    assert run.load(str(tmp_path / 'run' / 'checkpoints' / 'ckpt-2')).step == 2
+
+
+def test_run_folder_inside_the_image_folder_is_refused(tmp_path):
+    images = tmp_path / 'images'
+    images.mkdir()
+    config = small_config('folder', 'ae', data_dir=str(images), channels=3, arch='conv_32')
+    with pytest.raises(ConfigError, match='inside --data_dir'):
+        train_lib.train(config, str(images / 'runs' / 'x'))
+    assert os.listdir(images) == []
 
 
 def test_leftovers_of_interrupted_writes_are_removed(trained, tmp_path):

@@ -4,14 +4,18 @@ Its penultimate-layer activations give a Fréchet distance that needs no network
 The numbers are NOT comparable to Inception FIDs or to the paper; they compare methods trained
 here on the same data. The trained classifier is cached under a version key with its accuracy.
 """
+import hashlib
 import json
 import os
+import zipfile
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from pga_tf import data
+from pga_tf.paths import write_atomic
 
 # Bump when the network or its training changes: cached classifiers and statistics of an
 # older version are then not reused.
@@ -51,11 +55,31 @@ def train_classifier(dataset, data_dir=None, epochs=None, seed=0):
     return model, float(accuracy)
 
 
+def _load(path, meta):
+    """(model, accuracy) of a cached classifier, or (None, None) when there is none whole."""
+    if not (os.path.exists(path) and os.path.exists(meta)):
+        return None, None
+    try:
+        with open(meta) as f:
+            accuracy = float(json.load(f)['test_accuracy'])
+        model = keras.models.load_model(path)
+        model.get_layer(FEATURES_LAYER)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        logging.warning('%s cannot be read (%s); training the classifier again', path,
+                        str(err).splitlines()[0][:200] if str(err) else type(err).__name__)
+        return None, None
+    return model, accuracy
+
+
 class ClassifierFeatures:
-    """Feature activations of the cached classifier of `dataset` (trained on first use).
+    """Feature activations of the cached classifier of `dataset` (trained on first use, and
+    again when the cached one cannot be read).
 
     Attributes:
-      key: names the features in statistics caches (includes the version).
+      key: names the features in results (includes the version).
+      stats_key: names them in statistics caches: the key and a digest of the classifier file,
+        so statistics of a replaced classifier are never reused.
+      dim: the number of features.
       accuracy: the classifier's accuracy on the test split.
       trained: whether this call trained it (False: loaded from the cache).
     """
@@ -64,19 +88,19 @@ class ClassifierFeatures:
         self.key = f'classifier_v{VERSION}'
         path = os.path.join(cache_dir, f'{dataset}_{self.key}.keras')
         meta = path[:-len('.keras')] + '.json'
-        self.trained = not (os.path.exists(path) and os.path.exists(meta))
+        model, self.accuracy = _load(path, meta)
+        self.trained = model is None
         if self.trained:
-            model, accuracy = train_classifier(dataset, data_dir, epochs)
+            model, self.accuracy = train_classifier(dataset, data_dir, epochs)
             os.makedirs(cache_dir, exist_ok=True)
-            model.save(path + '.tmp.keras')
-            os.replace(path + '.tmp.keras', path)
-            with open(meta, 'w') as f:
-                json.dump({'dataset': dataset, 'version': VERSION, 'test_accuracy': accuracy}, f)
-        else:
-            model = keras.models.load_model(path)
-        with open(meta) as f:
-            self.accuracy = json.load(f)['test_accuracy']
+            model.save(f'{path}.tmp-{os.getpid()}.keras')
+            os.replace(f'{path}.tmp-{os.getpid()}.keras', path)
+            write_atomic(meta, json.dumps({'dataset': dataset, 'version': VERSION,
+                                           'test_accuracy': self.accuracy}))
+        with open(path, 'rb') as f:
+            self.stats_key = f'{self.key}-{hashlib.sha1(f.read()).hexdigest()[:10]}'
         self.model = keras.Model(model.inputs, model.get_layer(FEATURES_LAYER).output)
+        self.dim = self.model.output_shape[-1]
         self.batch_size = batch_size
 
     def __call__(self, images):

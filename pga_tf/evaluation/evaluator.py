@@ -53,7 +53,7 @@ def real_stats(features, config, stats_dir, num_images, batch_size=500):
     if config.dataset == 'folder':  # one cache entry per folder, crop and channel count
         source = f'{os.path.abspath(config.data_dir)}|{config.crop}|{channels}'
         name += '-' + hashlib.sha1(source.encode()).hexdigest()[:10]
-    path = os.path.join(stats_dir, f'{name}_train_{size}_{features.key}_{num_images}.npz')
+    path = os.path.join(stats_dir, f'{name}_train_{size}_{features.stats_key}_{num_images}.npz')
 
     def compute():
         ds, _ = data.load_dataset(config.dataset, 'train', batch_size, config.data_dir or None,
@@ -61,7 +61,7 @@ def real_stats(features, config, stats_dir, num_images, batch_size=500):
                                   crop=config.crop, drop_remainder=False, limit=num_images)
         return fid.activation_statistics(features, ds)
 
-    return fid.cached_stats(path, compute)
+    return fid.cached_stats(path, compute, features.dim)
 
 
 def sample_batches(decoder, z_dim, num, batch_size, seed):

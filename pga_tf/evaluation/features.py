@@ -65,8 +65,10 @@ class InceptionFeatures:
     def __init__(self, path=None, batch_size=100):
         self.path = path or INCEPTION_TFHUB
         self.model = load_inception(path)
-        self.key = 'inception'
+        self.key = self.stats_key = 'inception'
         self.batch_size = batch_size
+        probe = self.model(tf.zeros([1, INCEPTION_SIZE, INCEPTION_SIZE, 3]))[INCEPTION_POOL]
+        self.dim = int(tf.size(probe))
 
     @tf.function(reduce_retracing=True)
     def _run(self, images):

@@ -5,9 +5,11 @@ over any number of batches (memory O(d²), whatever the sample count), and cache
 files read with allow_pickle=False.
 """
 import os
+import zipfile
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from pga_tf.evaluation import tfgan
 
@@ -64,28 +66,42 @@ def activation_statistics(features, image_batches):
 
 def save_stats(path, mu, sigma, n):
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp.npz'
+    tmp = f'{path}.tmp-{os.getpid()}.npz'
     np.savez(tmp, mu=mu, sigma=sigma, n=np.int64(n))
     os.replace(tmp, path)
 
 
 def load_stats(path, dim=None):
-    """(mu, sigma, n) from an .npz file; never unpickles; checks the shapes (and `dim`)."""
+    """(mu, sigma, n) from an .npz file; never unpickles.
+
+    Raises:
+      StatsError: the file cannot be read (truncated, not an .npz), or its statistics do not
+        fit (shapes, `dim`, fewer than two samples, values that are not finite).
+    """
     try:
         with np.load(path, allow_pickle=False) as f:
             mu, sigma, n = f['mu'], f['sigma'], int(f['n'])
-    except (KeyError, ValueError, OSError) as err:
-        raise StatsError(f'{path}: not a statistics file ({err})') from err
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise StatsError(f'{path}: not a statistics file ({err})') from None
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)) or (dim is not None and len(mu) != dim):
         raise StatsError(f'{path}: shapes mu {mu.shape}, sigma {sigma.shape} do not fit '
-                         f'{dim if dim is not None else "each other"}')
+                         f'{f"{dim} features" if dim is not None else "each other"}')
+    if n < 2 or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise StatsError(f'{path}: statistics of {n} samples, {"with" if n >= 2 else "or"} '
+                         'values that are not finite')
     return mu, sigma, n
 
 
 def cached_stats(path, compute, dim=None):
-    """Statistics from `path`, or `compute()` (-> (mu, sigma, n)) saved there first."""
+    """Statistics from `path`, or `compute()` (-> (mu, sigma, n)) saved there first.
+
+    A cache file that does not load whole and fitting `dim` is computed anew and replaced.
+    """
     if os.path.exists(path):
-        return load_stats(path, dim)
+        try:
+            return load_stats(path, dim)
+        except StatsError as err:
+            logging.warning('%s; computing the statistics again', err)
     mu, sigma, n = compute()
     save_stats(path, mu, sigma, n)
     return mu, sigma, n
