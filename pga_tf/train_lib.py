@@ -205,19 +205,19 @@ def train(config: Config, run_dir, strategy=None):
     replicas = strategy.num_replicas_in_sync
     if replicas > 1 and config.on_nonfinite == 'skip':
         raise ConfigError('--on_nonfinite=skip needs a single replica; use stop')
+    # The chief evaluates; features and real statistics are ready before anything is written.
+    evaluate = _in_loop_evaluation(config) if config.eval_every and chief else None
     run.prepare()
     lock = run.lock() if chief else None
     try:
-        return _train(config, run, strategy, chief, task, changes, size, channels)
+        return _train(config, run, strategy, chief, task, changes, size, channels, evaluate)
     finally:
         if lock is not None:
             run.unlock(lock)
 
 
-def _train(config, run, strategy, chief, task, changes, size, channels):
+def _train(config, run, strategy, chief, task, changes, size, channels, evaluate):
     replicas = strategy.num_replicas_in_sync
-    # The chief evaluates; features and real statistics are ready before training starts.
-    evaluate = _in_loop_evaluation(config) if config.eval_every and chief else None
     jit = {'auto': None, 'on': True, 'off': False}[config.jit_compile]
     # Every worker saves (a collective operation); only the chief's checkpoints are the run's.
     checkpoint_dir = run.checkpoint_dir if chief else os.path.join(run.path, f'.worker{task}_checkpoints')

@@ -183,7 +183,9 @@ class Trainer:
         path = path or (self.manager.latest_checkpoint if self.manager else None)
         if path:
             checkpoint = self.checkpoint if optimizers else tf.train.Checkpoint(**self._checkpointed(False))
-            checkpoint.restore(path).assert_existing_objects_matched()
+            status = checkpoint.restore(path).assert_existing_objects_matched()
+            if not optimizers:
+                status.expect_partial()  # the optimiser slots are left, knowingly, unread
         return path
 
     def set_learning_rate(self, learning_rate):

@@ -129,7 +129,7 @@ def test_folder_refuses_a_crop_larger_than_an_image(tmp_path):
 
 def test_folder_of_only_broken_files(tmp_path):
     (tmp_path / 'a.jpg').write_text('no')
-    with pytest.raises(data.DataError, match=r'no readable .* \(1 unreadable\)'):
+    with pytest.raises(data.DataError, match=r'no readable .* \(1 unreadable: a.jpg\)'):
         data.readable_images(str(tmp_path))
 
 

@@ -105,5 +105,10 @@ def test_strategies_that_cannot_work_here(monkeypatch):
     monkeypatch.delenv('TF_CONFIG', raising=False)
     with pytest.raises(distribute.StrategyError, match='TF_CONFIG'):
         distribute.make_strategy('multi_worker')
+    for broken in ('{not json', '[]', '{"task": {"type": "worker", "index": 0}}',
+                   '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 4}}'):
+        monkeypatch.setenv('TF_CONFIG', broken)
+        with pytest.raises(distribute.StrategyError, match='TF_CONFIG does not describe'):
+            distribute.make_strategy('multi_worker')
     with pytest.raises(distribute.StrategyError, match='no TPU'):
         distribute.make_strategy('tpu')
