@@ -218,7 +218,7 @@ def cases():
         refused('train folder missing', 'train', [*folder_train, '--data_dir=nope', '--run_dir=new'],
                 'nope'),
         refused('train folder empty', 'train', [*folder_train, '--data_dir=empty', '--run_dir=new'],
-                'no readable', prepare=lambda f: os.makedirs(os.path.join(f, 'empty'))),
+                'no .png', prepare=lambda f: os.makedirs(os.path.join(f, 'empty'))),
         refused('train folder of text files', 'train', [*folder_train, '--run_dir=new'],
                 'no readable', prepare=images_with(only_text)),
         ok('train folder with a TIFF named .png', 'train', [*folder_train, '--run_dir=new'],

@@ -135,6 +135,8 @@ def readable_images(directory, channels=None):
       DataError: no readable image at all.
     """
     paths = list_images(directory)
+    if not paths:
+        raise DataError(f'folder: no {"/".join(IMAGE_EXTENSIONS)} files under {directory}')
 
     def side(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=channels or 0,
@@ -142,7 +144,7 @@ def readable_images(directory, channels=None):
         return path, tf.reduce_min(tf.shape(image)[:2])
 
     # Files that fail are dropped; the ones left say which did not.
-    scan = tf.data.Dataset.from_tensor_slices(paths or ['']).map(
+    scan = tf.data.Dataset.from_tensor_slices(paths).map(
         side, num_parallel_calls=AUTOTUNE).ignore_errors()
     found = {path.decode(): int(s) for path, s in scan.as_numpy_iterator()}
     sides = [found.get(p, 0) for p in paths]

@@ -87,7 +87,7 @@ def test_folder_reads_every_image_cropped_and_resized(tmp_path):
 
 
 def test_folder_without_images(tmp_path):
-    with pytest.raises(data.DataError, match='no readable .png'):
+    with pytest.raises(data.DataError, match='no .png.* files under'):
         data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path), size=32, channels=3)
     with pytest.raises(data.DataError, match='not a directory'):
         data.load_dataset('folder', 'train', 2, data_dir=str(tmp_path / 'missing'), size=32, channels=3)
