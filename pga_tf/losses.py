@@ -29,8 +29,15 @@ class LossWeights:
     vkld: float = 0.0  # KL(q(z|x) || N(0, I)); the VAE's KL weight too
 
     def scaled(self, factor):
-        """All coefficients times `factor` (a float or a scalar tensor)."""
-        return LossWeights(**{k: v * factor for k, v in dataclasses.asdict(self).items()})
+        """All coefficients times `factor` (a float or a scalar tensor); a coefficient of 0
+        stays the number 0, so its term is still known not to be needed."""
+        return LossWeights(**{k: v * factor if active(v) else 0.0
+                              for k, v in dataclasses.asdict(self).items()})
+
+
+def active(coefficient):
+    """False for a coefficient that is the number 0: its term is not computed at all."""
+    return not (isinstance(coefficient, (int, float)) and coefficient == 0)
 
 
 def draw_noise(seed, batch_size, z_dim):
@@ -134,9 +141,21 @@ def latent_maps(encoder, decoder, zs, h=(), h_prime=(), training=True):
             dict(zip(h_prime, batched(f_frozen, [u[n] for n in h_prime]))))
 
 
-def _pga_terms(z_prior, z_data, h):
-    """zn_rec (eq. 2) and zh_rec (eq. 3), shared by every PGA method."""
-    return {'zn_rec': mse(z_prior, h['prior']), 'zh_rec': mse(z_data, h['data'])}
+def _pga_batches(w):
+    """The latent batches whose h the latent reconstructions need: only where they count."""
+    return (('prior',) if active(w.zn_rec) else ()) + (('data',) if active(w.zh_rec) else ())
+
+
+def _pga_terms(z_prior, z_data, h, w):
+    """zn_rec (eq. 2) and zh_rec (eq. 3), shared by every PGA method; a term whose
+    coefficient is 0 is left out."""
+    terms = {'zn_rec': lambda: mse(z_prior, h['prior']), 'zh_rec': lambda: mse(z_data, h['data'])}
+    return {name: term() for name, term in terms.items() if active(getattr(w, name))}
+
+
+def _weighted(terms, coefficients):
+    """sum of coefficient * term over `coefficients` (name -> coefficient), terms present."""
+    return sum(c * terms[name] for name, c in coefficients.items() if active(c))
 
 
 def _lpga(encoder, decoder, x, noise, w, training):
@@ -147,19 +166,23 @@ def _lpga(encoder, decoder, x, noise, w, training):
     epsilon = LPGA_EPSILON * math.sqrt(z.shape[-1])
     d = tf.math.l2_normalize(noise['delta'], -1) * epsilon
     # h(sg f(x)) serves zh_rec and the log-determinant alike: computed once.
+    needed = tuple(dict.fromkeys(_pga_batches(w) + (('data', 'perturbed') if active(w.nll) else ())))
     h, _ = latent_maps(encoder, decoder, {'prior': noise['z_prior'], 'data': z_data,
                                           'perturbed': z_data + d},
-                       h=('prior', 'data', 'perturbed'), training=training)
-    t = {'img_rec': mse(x, decoder(z, training=training)), **_pga_terms(noise['z_prior'], z_data, h)}
-    t['nll_enc'] = nll_enc(z)
-    t['nll_dec'] = log_det_estimate(h['perturbed'], h['data'], epsilon)
-    enc = t['img_rec'] + w.zn_rec * t['zn_rec'] + w.zh_rec * t['zh_rec'] + w.nll * t['nll_enc']
-    dec = t['img_rec'] + w.nll * t['nll_dec']
+                       h=needed, training=training)
+    t = {'img_rec': mse(x, decoder(z, training=training)),
+         **_pga_terms(noise['z_prior'], z_data, h, w)}
+    if active(w.nll):
+        t['nll_enc'] = nll_enc(z)  # eq. 5
+        t['nll_dec'] = log_det_estimate(h['perturbed'], h['data'], epsilon)  # eqs. 6-7
+    enc = t['img_rec'] + _weighted(t, {'zn_rec': w.zn_rec, 'zh_rec': w.zh_rec, 'nll_enc': w.nll})
+    dec = t['img_rec'] + _weighted(t, {'nll_dec': w.nll})
     return enc, dec, t
 
 
-def _variational(encoder, decoder, x, noise, training, offset):
-    """VPGA and LVPGA: img_rec from z_mu, zn_rec, zh_rec, vkld, and vrec through h'.
+def _variational(encoder, decoder, x, noise, w, training, offset):
+    """VPGA and LVPGA: img_rec from z_mu, zn_rec, zh_rec, vkld, and vrec's h' (empty when
+    vrec's coefficient is 0).
 
     `offset(sigma)` is the latent offset of vrec's second point (σ·eps, or the LVPGA
     perturbation d); it keeps σ's gradient.
@@ -170,42 +193,51 @@ def _variational(encoder, decoder, x, noise, training, offset):
     # g(sg z_mu) serves h (zh_rec) and h' (vrec) alike.
     h, h_prime = latent_maps(encoder, decoder, {'prior': noise['z_prior'], 'data': z_data,
                                                 'offset': z_data + offset},
-                             h=('prior', 'data'), h_prime=('data', 'offset'), training=training)
+                             h=_pga_batches(w),
+                             h_prime=('data', 'offset') if active(w.vrec) else (),
+                             training=training)
     t = {'img_rec': mse(x, decoder(z_mu, training=training)),
-         **_pga_terms(noise['z_prior'], z_data, h), 'vkld': vkld(z_mu, z_log_sigma_sq)}
+         **_pga_terms(noise['z_prior'], z_data, h, w)}
+    if active(w.vkld):
+        t['vkld'] = vkld(z_mu, z_log_sigma_sq)
     return z_mu, offset, h_prime, t
 
 
 def _vpga(encoder, decoder, x, noise, w, training):
     """VPGA, paper eqs. 9-11, as the original code computes them."""
-    z_mu, _, h_prime, t = _variational(encoder, decoder, x, noise, training,
+    z_mu, _, h_prime, t = _variational(encoder, decoder, x, noise, w, training,
                                        lambda sigma: sigma * noise['eps'])
-    # Per-dimension scale of z_mu over the batch, so vrec does not shrink with the latent.
-    n = tf.stop_gradient(tf.sqrt(tf.reduce_mean(tf.square(z_mu), 0)))
-    t['vrec'] = mse(h_prime['data'] / n, h_prime['offset'] / n)
-    enc = (t['img_rec'] + w.zn_rec * t['zn_rec'] + w.zh_rec * t['zh_rec']
-           + w.vrec * t['vrec'] + w.vkld * t['vkld'])
-    return enc, t['img_rec'] + w.vrec * t['vrec'], t
+    if active(w.vrec):
+        # Per-dimension scale of z_mu over the batch, so vrec does not shrink with the latent.
+        n = tf.stop_gradient(tf.sqrt(tf.reduce_mean(tf.square(z_mu), 0)))
+        t['vrec'] = mse(h_prime['data'] / n, h_prime['offset'] / n)
+    enc = t['img_rec'] + _weighted(t, {'zn_rec': w.zn_rec, 'zh_rec': w.zh_rec, 'vrec': w.vrec,
+                                       'vkld': w.vkld})
+    return enc, t['img_rec'] + _weighted(t, {'vrec': w.vrec}), t
 
 
 def _lvpga(encoder, decoder, x, noise, w, training):
     """LVPGA, the original code's combination: VPGA with a log-determinant vrec."""
-    z_mu, d, h_prime, t = _variational(encoder, decoder, x, noise, training,
+    z_mu, d, h_prime, t = _variational(encoder, decoder, x, noise, w, training,
                                        lambda sigma: noise['delta'] * (sigma + LVPGA_SIGMA_FLOOR))
-    epsilon = tf.stop_gradient(tf.norm(d, axis=-1, keepdims=True))
-    t['vrec'] = log_det_estimate(h_prime['offset'], h_prime['data'], epsilon)
-    t['nll_enc'] = nll_enc(z_mu)
-    enc = (t['img_rec'] + w.zn_rec * t['zn_rec'] + w.zh_rec * t['zh_rec']
-           + w.vrec * t['vrec'] + w.vkld * t['vkld'] + w.nll * t['nll_enc'])
-    return enc, t['img_rec'] + w.vrec * t['vrec'], t
+    if active(w.vrec):
+        epsilon = tf.stop_gradient(tf.norm(d, axis=-1, keepdims=True))
+        t['vrec'] = log_det_estimate(h_prime['offset'], h_prime['data'], epsilon)
+    if active(w.nll):
+        t['nll_enc'] = nll_enc(z_mu)
+    enc = t['img_rec'] + _weighted(t, {'zn_rec': w.zn_rec, 'zh_rec': w.zh_rec, 'vrec': w.vrec,
+                                       'vkld': w.vkld, 'nll_enc': w.nll})
+    return enc, t['img_rec'] + _weighted(t, {'vrec': w.vrec}), t
 
 
 def _vae(encoder, decoder, x, noise, w, training):
     """VAE baseline: mse(x, g(μ + σ·eps)) + vkld · KL; one loss for both networks."""
     z_mu, z_log_sigma_sq = encode(encoder, x, training)
     z = z_mu + tf.exp(0.5 * z_log_sigma_sq) * noise['eps']
-    t = {'img_rec': mse(x, decoder(z, training=training)), 'vkld': vkld(z_mu, z_log_sigma_sq)}
-    loss = t['img_rec'] + w.vkld * t['vkld']
+    t = {'img_rec': mse(x, decoder(z, training=training))}
+    if active(w.vkld):
+        t['vkld'] = vkld(z_mu, z_log_sigma_sq)
+    loss = t['img_rec'] + _weighted(t, {'vkld': w.vkld})
     return loss, loss, t
 
 
@@ -235,7 +267,8 @@ def compute_losses(method, encoder, decoder, x, noise, hparams, training=True):
 
     Returns:
       (enc_loss, dec_loss, terms): scalar losses for φ and θ, and a dict of every scalar term
-      the method uses, by name.
+      the method uses, by name. A term whose coefficient is the number 0 is not computed and
+      not in `terms` (a coefficient scaled to 0 during the warm-up still is).
     """
     if method not in METHODS:
         raise ValueError(f'unknown method {method!r}; choose one of {sorted(METHODS)}')

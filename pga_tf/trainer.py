@@ -134,8 +134,11 @@ class Trainer:
         # ∂enc_loss/∂φ and ∂dec_loss/∂θ only: neither loss moves the other network.
         enc_vars = self.encoder.trainable_variables
         dec_vars = self.decoder.trainable_variables
-        enc_grads = tape.gradient(enc_scaled, enc_vars)
-        dec_grads = tape.gradient(dec_scaled, dec_vars)
+        # Zero, not None, for a variable that no counted term reaches (σ's head of a VPGA
+        # with --vrec=0 --vkld=0).
+        zero = tf.UnconnectedGradients.ZERO
+        enc_grads = tape.gradient(enc_scaled, enc_vars, unconnected_gradients=zero)
+        dec_grads = tape.gradient(dec_scaled, dec_vars, unconnected_gradients=zero)
         del tape
         checks = [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
         if not self.loss_scaling:  # a loss-scale optimiser skips overflowing gradients itself

@@ -1,4 +1,6 @@
 """Each loss term against an independent NumPy computation of the formula."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -30,11 +32,11 @@ def np_vkld(mu, ls):
     return -np.mean(0.5 * (1 + ls - mu ** 2 - np.exp(ls)))
 
 
-def expected(method, w, x, noise):
-    """(enc_loss, dec_loss, terms) written out from the paper/original formulas."""
+def expected(method, w, x, noise, a=WEIGHTS):
+    """(enc_loss, dec_loss, terms) written out from the paper/original formulas, with the
+    coefficients `a`; the terms whose coefficient is 0 are not listed."""
     x, noise = x.astype(np.float64), {k: v.astype(np.float64) for k, v in noise.items()}
     w = {k: v.astype(np.float64) for k, v in w.items()}
-    a = WEIGHTS
     mu, ls = tm.np_encode(w, x)
     sigma, n = np.exp(0.5 * ls), mu.shape[1]
     t = {}
@@ -71,15 +73,23 @@ def expected(method, w, x, noise):
         enc = dec = t['img_rec'] + a.vkld * t['vkld']
     else:
         enc = dec = t['img_rec']
-    return enc, dec, t
+    coefficient = {'nll_enc': a.nll, 'nll_dec': a.nll, 'img_rec': 1}
+    return enc, dec, {k: v for k, v in t.items() if coefficient.get(k, getattr(a, k, 1)) != 0}
 
 
+# The presets' zeros: zh_rec on MNIST, nll in LVPGA on MNIST; and a zero of every other term.
+ZEROS = {'zh_rec': 0.0, 'nll': 0.0}
+
+
+@pytest.mark.parametrize('zeros', [{}, ZEROS, {'zn_rec': 0.0, 'vrec': 0.0, 'vkld': 0.0}],
+                         ids=['all', 'presets_zeros', 'other_zeros'])
 @pytest.mark.parametrize('method', sorted(losses.METHODS))
-def test_terms_match_numpy(method):
+def test_terms_match_numpy(method, zeros):
     encoder, decoder, w = tm.build(method in losses.VARIATIONAL)
     x, noise = tm.data()
-    enc, dec, terms = losses.compute_losses(method, encoder, decoder, x, noise, WEIGHTS)
-    enc_np, dec_np, terms_np = expected(method, w, x, noise)
+    weights = dataclasses.replace(WEIGHTS, **zeros)
+    enc, dec, terms = losses.compute_losses(method, encoder, decoder, x, noise, weights)
+    enc_np, dec_np, terms_np = expected(method, w, x, noise, weights)
     assert sorted(terms) == sorted(terms_np)
     for name, value in terms.items():
         assert value.dtype == tf.float32 and value.shape == ()
@@ -96,6 +106,30 @@ def test_weights_by_mapping_and_zero_weight_removes_term():
     np.testing.assert_allclose(dec.numpy(), t['img_rec'].numpy())
     scaled = WEIGHTS.scaled(0.5)
     assert scaled.vrec == pytest.approx(0.35) and scaled.zn_rec == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize('method, zeros, h, h_prime', [
+    ('lpga', {'zh_rec': 0.0}, ('prior', 'data', 'perturbed'), ()),
+    ('lpga', {'zh_rec': 0.0, 'nll': 0.0}, ('prior',), ()),
+    ('vpga', {'zh_rec': 0.0}, ('prior',), ('data', 'offset')),
+    ('vpga', {'zn_rec': 0.0, 'zh_rec': 0.0, 'vrec': 0.0}, (), ()),
+    ('lvpga', {'nll': 0.0, 'zh_rec': 0.0}, ('prior',), ('data', 'offset'))])
+def test_terms_with_coefficient_zero_cost_no_pass(method, zeros, h, h_prime, monkeypatch):
+    """The latent batches sent through g and f are those of the terms that count."""
+    asked = []
+    real = losses.latent_maps
+
+    def recording(encoder, decoder, zs, h=(), h_prime=(), training=True):
+        asked.append((tuple(h), tuple(h_prime)))
+        return real(encoder, decoder, zs, h, h_prime, training)
+
+    monkeypatch.setattr(losses, 'latent_maps', recording)
+    encoder, decoder, _ = tm.build(method in losses.VARIATIONAL)
+    x, noise = tm.data()
+    losses.compute_losses(method, encoder, decoder, x, noise, dataclasses.replace(WEIGHTS, **zeros))
+    assert asked == [(h, h_prime)]
+    # Scaled by a tensor (the warm-up's gate), a zero stays a known zero.
+    assert not losses.active(dataclasses.replace(WEIGHTS, **zeros).scaled(tf.constant(1.0)).zh_rec)
 
 
 def test_img_rec_zero_when_decoder_inverts_encoder():
