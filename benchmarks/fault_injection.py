@@ -63,7 +63,9 @@ def main(argv):
     final = subprocess.run(args, capture_output=True, text=True, env=env)
     step = run_folder.RunFolder(run_dir).load().step
     ok = final.returncode == 0 and step == FLAGS.train_steps
-    print(f'{kills} kills, {lost} steps lost in total (checkpoint every {FLAGS.checkpoint_every}), '
+    from pga_tf import device_info
+
+    print(f'{device_info.describe()}: {kills} kills, {lost} steps lost in total (checkpoint every {FLAGS.checkpoint_every}), '
           f'final step {step}/{FLAGS.train_steps}: {"ok" if ok else "FAILED"}; '
           f'{time.time() - start:.0f} s')
     sys.exit(0 if ok else 1)

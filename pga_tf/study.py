@@ -12,7 +12,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -20,7 +19,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config as config_lib, losses, paths, train_lib
+from pga_tf import cli_flags, config as config_lib, device_info, losses, paths, train_lib
 from pga_tf.evaluation import evaluator
 
 config_lib.define_flags(flags.FLAGS, ('stats_dir',))
@@ -136,7 +135,7 @@ def main(argv):
     settings = {'steps': steps, 'width': width, 'seeds': seeds, 'samples': samples,
                 'repeats': repeats, 'minutes': (time.time() - start) / 60,
                 'date': datetime.date.today().isoformat(),
-                'machine': f'{platform.machine()}, {os.cpu_count()} CPUs',
+                'machine': device_info.describe(),
                 'command': 'python -m pga_tf.study' + (' --quick' if quick else '')}
     with open(os.path.join(FLAGS.out_dir, 'results.json'), 'w') as f:
         json.dump({'settings': settings, 'table': table}, f, indent=2)
