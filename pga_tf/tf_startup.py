@@ -21,8 +21,12 @@ def import_quietly():
     """Imports tensorflow and lists its physical devices, keeping start-up noise off stderr."""
     if 'tensorflow' in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):  # no stderr to keep clean
+        import tensorflow  # noqa: F401
+        return
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         failed = True

@@ -1,0 +1,21 @@
+"""TensorFlow's start-up lines are kept off stderr; anything else it prints is not."""
+from pga_tf import tf_startup
+
+# Lines TensorFlow 2.21 printed at import on the CPU machines of this project.
+NOISE = [
+    b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n',
+    b'I0000 00:00:1795635251.825019   28317 port.cc:153] oneDNN custom operations are on.\n',
+    b'I0000 00:00:1795635251.825413   28317 cudart_stub.cc:31] Could not find cuda drivers\n',
+    b'To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow\n',
+    b'E0000 00:00:1795635256.225282   28317 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n',
+]
+KEPT = [
+    b'W0000 00:00:1795635256.2 28317 gpu_device.cc:2] Cannot dlopen some GPU libraries.\n',
+    b'E0000 00:00:1795635256.2 28317 cuda_dnn.cc:9] Loaded runtime CuDNN library: 8.1.0\n',
+    b'Traceback (most recent call last):\n',
+]
+
+
+def test_only_start_up_noise_is_dropped():
+    assert all(tf_startup._NOISE.match(line) for line in NOISE)
+    assert not any(tf_startup._NOISE.match(line) for line in KEPT)
