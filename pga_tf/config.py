@@ -88,7 +88,7 @@ class Config:
                               FREE, lower=0)
     # In-loop evaluation (pga_tf.evaluation).
     eval_every: int = _setting(0, 'Steps between in-loop Fréchet distances (0: off).', FREE, lower=0)
-    eval_samples: int = _setting(1000, 'Samples of an in-loop distance.', FREE, lower=2)
+    eval_samples: int = _setting(1000, 'Samples of an in-loop evaluation.', FREE, lower=10)
     features: str = _setting('auto', 'Features of the distance; auto: the offline classifier for '
                              'labelled datasets, else Inception.', FREE,
                              choices=('auto', 'classifier', 'inception'))

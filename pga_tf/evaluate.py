@@ -23,7 +23,7 @@ from pga_tf.evaluation.features import FeaturesUnavailable
 FLAGS = cli_flags.FLAGS
 cli_flags.define('run_dir', 'checkpoint', 'sample_seed')
 config.define_flags(FLAGS, ('features', 'inception_path', 'stats_dir'))
-flags.DEFINE_integer('num_samples', 5000, 'Samples per distance (the paper: 5,000).', lower_bound=2)
+flags.DEFINE_integer('num_samples', 5000, 'Samples per distance (the paper: 5,000).', lower_bound=10)
 flags.DEFINE_integer('repeats', 3, 'Independent sample sets, for mean ± std.', lower_bound=1)
 flags.DEFINE_integer('real_samples', 10_000, 'Training images behind the real statistics.', lower_bound=2)
 flags.DEFINE_integer('eval_batch_size', 500, 'Images per feature batch.', lower_bound=1)
@@ -61,8 +61,12 @@ def main(argv):
     f_mean, f_std = result['fid']['mean'], result['fid']['std']
     print(f'{config.model} on {config.dataset} at step {step}, {features.key} features: '
           f'FID {f_mean:.2f} ± {f_std:.2f} ({FLAGS.repeats} x {FLAGS.num_samples} samples), '
-          f'reconstruction FID {result["rec_fid"]:.2f} ({result["num_reconstructions"]} images). '
-          f'Written to {out}')
+          f'reconstruction FID {result["rec_fid"]:.2f} ({result["num_reconstructions"]} images).')
+    for name in ('samples', 'reconstructions'):
+        m = result[name]
+        print(f'  {name}: KID {m["kid"]:.4f} ± {m["kid_std"]:.4f}, precision {m["precision"]:.3f}, '
+              f'recall {m["recall"]:.3f}, density {m["density"]:.3f}, coverage {m["coverage"]:.3f}')
+    print(f'Written to {out}')
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ from absl import logging
 
 from pga_tf import data, distribute, generator, paths, run_folder, summaries
 from pga_tf.config import Config, ConfigError
-from pga_tf.evaluation import evaluator
+from pga_tf.evaluation import evaluator, metrics
 
 # Images in the fixed grids: 32 reconstructions (4 rows of 8 pairs), 8 interpolation rows.
 _FIXED_BATCH = 48
@@ -74,27 +74,32 @@ def _format_eta(seconds):
 
 
 class _InLoopEvaluation:
-    """The Fréchet distance of `eval_samples` samples, against cached real statistics."""
+    """The Fréchet distance and the k-NN and kernel metrics of `eval_samples` samples, against
+    cached real statistics and the features of as many training images."""
 
-    def __init__(self, config, features, reference):
-        self.config, self.features, self.reference = config, features, reference
+    def __init__(self, config, features, reference, real):
+        self.config, self.features, self.reference, self.real = config, features, reference, real
         self.key = features.key
 
     def __call__(self, decoder, step):
-        value = evaluator.sample_distance(decoder, self.config.z_dim, self.features, self.reference,
-                                          self.config.eval_samples, _EVAL_BATCH, self.config.seed)
-        logging.info('step %d: Fréchet distance (%s, %d samples) %.3f', step, self.key,
-                     self.config.eval_samples, value)
-        return value
+        """{'fid': ..., 'kid': ..., 'precision': ..., ...} of the decoder's samples."""
+        fake = evaluator.feature_array(self.features, evaluator.sample_batches(
+            decoder, self.config.z_dim, self.config.eval_samples, _EVAL_BATCH, self.config.seed))
+        result = {'fid': evaluator.distance_to(self.reference, fake),
+                  **metrics.all_metrics(self.real, fake)}
+        logging.info('step %d: %s features, %d samples: %s', step, self.key,
+                     self.config.eval_samples, ', '.join(f'{k} {v:.4g}' for k, v in result.items()))
+        return result
 
 
 def _in_loop_evaluation(config):
-    """Features and real statistics, prepared once before training starts."""
+    """Features, real statistics and real features, prepared once before training starts."""
     stats_dir = config.stats_dir or evaluator.default_stats_dir()
     features = evaluator.make_features(config.features, config.dataset, stats_dir,
                                        config.inception_path, config.data_dir or None)
     reference = evaluator.real_stats(features, config, stats_dir, _REAL_IMAGES, _EVAL_BATCH)
-    return _InLoopEvaluation(config, features, reference)
+    real = evaluator.real_features(features, config, config.eval_samples, _EVAL_BATCH)
+    return _InLoopEvaluation(config, features, reference, real)
 
 
 class DivergenceError(Exception):
@@ -268,7 +273,8 @@ def _train(config, run, strategy, chief, task, changes, size, channels, evaluate
             if grids:
                 summaries.write_grids(_grids(tr, fixed_x, fixed_z), run.sample_dir, step)
             if evaluating:
-                tf.summary.scalar(f'eval/fid_{evaluate.key}', evaluate(tr.decoder, step), step=step)
+                for name, value in evaluate(tr.decoder, step).items():
+                    tf.summary.scalar(f'eval/{name}_{evaluate.key}', value, step=step)
             if step % config.checkpoint_every == 0 or step == last or stop.signal:
                 tr.save()
                 writer.flush()

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from pga_tf import train_lib
-from pga_tf.evaluation import classifier, features
+from pga_tf import run_folder, train_lib
+from pga_tf.evaluation import classifier, evaluator, features
 from features_test import save_stand_in
 from train_lib_test import _events, small_config
 
@@ -24,7 +24,7 @@ def prepared(tmp_path_factory):
 
 
 def evaluate(*args):
-    env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
+    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
     return subprocess.run([sys.executable, '-m', 'pga_tf.evaluate', *args], env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -40,29 +40,31 @@ def test_offline_distance_mean_and_std_over_repeats(prepared):
     assert report['fid']['std'] > 0 and report['rec_fid'] > 0
     assert report['num_real'] == 1000 and report['num_reconstructions'] == 300
     assert report['step'] == 6 and report['classifier_accuracy'] > 0.7
+    # KID, precision/recall, density/coverage of samples and of reconstructions (their values
+    # are checked against NumPy in metrics_test).
+    for name in ('samples', 'reconstructions'):
+        m = report[name]
+        assert 0 <= m['precision'] <= 1 and 0 <= m['recall'] <= 1 and 0 <= m['coverage'] <= 1
+        assert m['density'] >= 0 and m['kid_std'] > 0
+    assert 'precision' in result.stdout and 'coverage' in result.stdout
     # The real statistics were cached for the next evaluation.
     assert any(name.endswith('_1000.npz') for name in os.listdir(stats_dir))
 
 
-def test_inception_end_to_end_with_a_stand_in(prepared):
+def test_inception_features_through_evaluation_with_a_stand_in(prepared):
     run_dir, stats_dir, root = prepared
-    model_dir = save_stand_in(root / 'inception')
-    result = evaluate(f'--run_dir={run_dir}', f'--stats_dir={stats_dir}', '--features=inception',
-                      f'--inception_path={model_dir}', '--num_samples=200', '--repeats=1',
-                      '--real_samples=400')
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.load(open(os.path.join(run_dir, 'eval_inception_6_200x1.json')))
-    assert report['features'] == 'inception' and report['fid']['mean'] > 0
+    run = run_folder.RunFolder(run_dir).load()
+    inception = features.InceptionFeatures(save_stand_in(root / 'inception'))
+    result = evaluator.evaluate_models(run.encoder, run.decoder, run.config, inception, stats_dir,
+                                       num_samples=200, repeats=1, real_images=400)
+    assert result['fid']['mean'] > 0 and result['num_real'] == 400
+    assert any('_inception_400.npz' in name for name in os.listdir(stats_dir))
 
 
-def test_errors_exit_2_with_one_line(prepared, tmp_path):
-    run_dir, stats_dir, _ = prepared
+def test_errors_exit_2_with_one_line(tmp_path):
     result = evaluate(f'--run_dir={tmp_path}')
-    assert result.returncode == 2 and 'not a run folder' in result.stderr.splitlines()[-1]
-    result = evaluate(f'--run_dir={run_dir}', '--features=inception', f'--stats_dir={stats_dir}')
-    if features._reachable(features.INCEPTION_TFHUB):
-        pytest.skip('TF Hub answers here')
-    assert result.returncode == 2 and '--inception_path' in result.stderr.splitlines()[-1]
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f'pga_tf.evaluate: error: {tmp_path} is not a run folder (no flags.cfg)']
 
 
 def test_in_loop_evaluation_is_logged(prepared, tmp_path):
@@ -71,4 +73,5 @@ def test_in_loop_evaluation_is_logged(prepared, tmp_path):
                           stats_dir=stats_dir)
     train_lib.train(config, str(tmp_path / 'run'))
     tags, _ = _events(str(tmp_path / 'run'))
-    assert tags['eval/fid_classifier_v1'] == [2, 4]
+    for metric in ('fid', 'kid', 'kid_std', 'precision', 'recall', 'density', 'coverage'):
+        assert tags[f'eval/{metric}_classifier_v1'] == [2, 4], metric

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from pga_tf import data, generator, losses
-from pga_tf.evaluation import fid
+from pga_tf.evaluation import fid, metrics
 from pga_tf.evaluation.features import FeaturesUnavailable, InceptionFeatures
 
 
@@ -64,6 +64,19 @@ def real_stats(features, config, stats_dir, num_images, batch_size=500):
     return fid.cached_stats(path, compute, features.dim)
 
 
+def _images(config, split, limit, batch_size):
+    """The first `limit` images of a split in a fixed shuffle (seed 0), batch by batch."""
+    size, channels = config.image_shape()
+    return data.load_dataset(config.dataset, split, batch_size, config.data_dir or None, seed=0,
+                             repeat=False, size=size, channels=channels, crop=config.crop,
+                             drop_remainder=False, limit=limit)[0]
+
+
+def real_features(features, config, num_images, batch_size=500):
+    """Features [num_images, d] of training images, the reference of the k-NN and kernel metrics."""
+    return feature_array(features, _images(config, 'train', num_images, batch_size))
+
+
 def sample_batches(decoder, z_dim, num, batch_size, seed):
     """g(z) for `num` z ~ N(0, I) drawn from a generator seeded `seed`, batch by batch, from a
     `generator.prepare`d decoder."""
@@ -90,26 +103,43 @@ def sample_distance(decoder, z_dim, features, reference, num, batch_size, seed):
     return fid.frechet_distance(mu, sigma, reference[0], reference[1])
 
 
+def feature_array(features, image_batches):
+    """The features of every image, [N, d] float32, for the k-NN and kernel metrics."""
+    return np.concatenate([np.asarray(features(images), np.float32) for images in image_batches])
+
+
+def distance_to(reference, activations):
+    """Fréchet distance between the statistics of `activations` [N, d] and `reference`."""
+    stats = fid.RunningStats()
+    stats.update(activations)
+    return fid.frechet_distance(*stats.result(), reference[0], reference[1])
+
+
 def evaluate_models(encoder, decoder, config, features, stats_dir, num_samples=5000, repeats=3,
                     batch_size=500, real_images=10_000, seed=0):
-    """Sample distance (mean ± std over `repeats` sample sets) and reconstruction distance.
+    """Sample distance (mean ± std over `repeats` sample sets), reconstruction distance, and the
+    k-NN and kernel metrics (`metrics.all_metrics`) of the first sample set and of the
+    reconstructions, against the features of `num_samples` training images.
 
     Returns:
       dict with `fid` {mean, std, values}, `rec_fid` (held-out images through f and g; one
-      value, it is deterministic), `num_samples`, `num_reconstructions`, `num_real`.
+      value, it is deterministic), `samples` and `reconstructions` (KID ± std, precision,
+      recall, density, coverage), `num_samples`, `num_reconstructions`, `num_real`.
     """
     reference = real_stats(features, config, stats_dir, real_images, batch_size)
-    size, channels = config.image_shape()
-    values = [sample_distance(decoder, config.z_dim, features, reference, num_samples, batch_size,
-                              seed + r) for r in range(repeats)]
-    held_out, _ = data.load_dataset(config.dataset, data.DATASETS[config.dataset].eval_split,
-                                    batch_size, config.data_dir or None, seed=0, repeat=False,
-                                    size=size, channels=channels, crop=config.crop,
-                                    drop_remainder=False, limit=num_samples)
-    rec_mu, rec_sigma, rec_n = fid.activation_statistics(
-        features, reconstruction_batches(encoder, decoder, held_out))
+    sample_sets = [feature_array(features, sample_batches(decoder, config.z_dim, num_samples,
+                                                          batch_size, seed + r))
+                   for r in range(repeats)]
+    values = [distance_to(reference, a) for a in sample_sets]
+
+    held_out = _images(config, data.DATASETS[config.dataset].eval_split, num_samples, batch_size)
+    reconstructions = feature_array(features, reconstruction_batches(encoder, decoder, held_out))
+    real = real_features(features, config, num_samples, batch_size)
     return {
         'fid': {'mean': float(np.mean(values)), 'std': float(np.std(values)), 'values': values},
-        'rec_fid': fid.frechet_distance(rec_mu, rec_sigma, reference[0], reference[1]),
-        'num_samples': num_samples, 'num_reconstructions': rec_n, 'num_real': int(reference[2]),
+        'rec_fid': distance_to(reference, reconstructions),
+        'samples': metrics.all_metrics(real, sample_sets[0]),
+        'reconstructions': metrics.all_metrics(real, reconstructions),
+        'num_samples': num_samples, 'num_reconstructions': len(reconstructions),
+        'num_real': int(reference[2]),
     }
