@@ -17,7 +17,7 @@ from absl import app, flags, logging
 
 from pga_tf import cli_flags, config, data, paths, run_folder
 from pga_tf.config import ConfigError
-from pga_tf.evaluation import evaluator, fid
+from pga_tf.evaluation import evaluator, fid, latent
 from pga_tf.evaluation.features import FeaturesUnavailable
 
 FLAGS = cli_flags.FLAGS
@@ -66,6 +66,12 @@ def main(argv):
         m = result[name]
         print(f'  {name}: KID {m["kid"]:.4f} ± {m["kid_std"]:.4f}, precision {m["precision"]:.3f}, '
               f'recall {m["recall"]:.3f}, density {m["density"]:.3f}, coverage {m["coverage"]:.3f}')
+    codes = result['latent']
+    print(f'  latent: Fréchet distance to N(0, I) of data codes {codes["data_fd"]:.3f}, of generated '
+          f'codes {codes["generated_fd"]:.3f}; zn_rec {codes["zn_rec"]:.4f}; median code norm '
+          f'{codes["data_norm_p50"]:.2f} (prior {codes["prior_norm_p50"]:.2f})')
+    if latent.scale_warning(codes):
+        logging.warning(latent.scale_warning(codes))
     print(f'Written to {out}')
 
 

@@ -12,7 +12,7 @@ from absl import logging
 
 from pga_tf import data, distribute, generator, paths, run_folder, summaries
 from pga_tf.config import Config, ConfigError
-from pga_tf.evaluation import evaluator, metrics
+from pga_tf.evaluation import evaluator, latent, metrics
 
 # Images in the fixed grids: 32 reconstructions (4 rows of 8 pairs), 8 interpolation rows.
 _FIXED_BATCH = 48
@@ -77,19 +77,25 @@ class _InLoopEvaluation:
     """The Fréchet distance and the k-NN and kernel metrics of `eval_samples` samples, against
     cached real statistics and the features of as many training images."""
 
-    def __init__(self, config, features, reference, real):
+    def __init__(self, config, features, reference, real, held_out):
         self.config, self.features, self.reference, self.real = config, features, reference, real
+        self.held_out = held_out
         self.key = features.key
 
-    def __call__(self, decoder, step):
-        """{'fid': ..., 'kid': ..., 'precision': ..., ...} of the decoder's samples."""
+    def __call__(self, encoder, decoder, step):
+        """({'fid': ..., 'kid': ..., 'precision': ..., ...} of the decoder's samples,
+        `latent.diagnostics`)."""
         fake = evaluator.feature_array(self.features, evaluator.sample_batches(
             decoder, self.config.z_dim, self.config.eval_samples, _EVAL_BATCH, self.config.seed))
         result = {'fid': evaluator.distance_to(self.reference, fake),
                   **metrics.all_metrics(self.real, fake)}
+        codes = latent.diagnostics(encoder, decoder, self.held_out, evaluator.prior_samples(
+            self.config.z_dim, self.config.eval_samples, _EVAL_BATCH, self.config.seed + 2))
         logging.info('step %d: %s features, %d samples: %s', step, self.key,
                      self.config.eval_samples, ', '.join(f'{k} {v:.4g}' for k, v in result.items()))
-        return result
+        if latent.scale_warning(codes):
+            logging.warning('step %d: %s', step, latent.scale_warning(codes))
+        return result, codes
 
 
 def _in_loop_evaluation(config):
@@ -99,7 +105,9 @@ def _in_loop_evaluation(config):
                                        config.inception_path, config.data_dir or None)
     reference = evaluator.real_stats(features, config, stats_dir, _REAL_IMAGES, _EVAL_BATCH)
     real = evaluator.real_features(features, config, config.eval_samples, _EVAL_BATCH)
-    return _InLoopEvaluation(config, features, reference, real)
+    held_out = list(evaluator.images(config, data.DATASETS[config.dataset].eval_split,
+                                      config.eval_samples, _EVAL_BATCH))
+    return _InLoopEvaluation(config, features, reference, real, held_out)
 
 
 class DivergenceError(Exception):
@@ -273,8 +281,11 @@ def _train(config, run, strategy, chief, task, changes, size, channels, evaluate
             if grids:
                 summaries.write_grids(_grids(tr, fixed_x, fixed_z), run.sample_dir, step)
             if evaluating:
-                for name, value in evaluate(tr.decoder, step).items():
+                result, codes = evaluate(tr.encoder, tr.decoder, step)
+                for name, value in result.items():
                     tf.summary.scalar(f'eval/{name}_{evaluate.key}', value, step=step)
+                for name, value in codes.items():
+                    tf.summary.scalar(f'latent/{name}', value, step=step)
             if step % config.checkpoint_every == 0 or step == last or stop.signal:
                 tr.save()
                 writer.flush()

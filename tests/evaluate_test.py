@@ -47,6 +47,10 @@ def test_offline_distance_mean_and_std_over_repeats(prepared):
         assert 0 <= m['precision'] <= 1 and 0 <= m['recall'] <= 1 and 0 <= m['coverage'] <= 1
         assert m['density'] >= 0 and m['kid_std'] > 0
     assert 'precision' in result.stdout and 'coverage' in result.stdout
+    # Latent diagnostics (checked against NumPy in latent_test): the prior's median norm is
+    # about sqrt(z_dim) = sqrt(8).
+    assert report['latent']['data_fd'] > 0 and 2.4 < report['latent']['prior_norm_p50'] < 3.2
+    assert 'latent: Fréchet distance to N(0, I)' in result.stdout
     # The real statistics were cached for the next evaluation.
     assert any(name.endswith('_1000.npz') for name in os.listdir(stats_dir))
 
@@ -75,3 +79,5 @@ def test_in_loop_evaluation_is_logged(prepared, tmp_path):
     tags, _ = _events(str(tmp_path / 'run'))
     for metric in ('fid', 'kid', 'kid_std', 'precision', 'recall', 'density', 'coverage'):
         assert tags[f'eval/{metric}_classifier_v1'] == [2, 4], metric
+    for name in ('data_fd', 'generated_fd', 'zn_rec', 'data_norm_p50', 'prior_norm_p99'):
+        assert tags[f'latent/{name}'] == [2, 4], name

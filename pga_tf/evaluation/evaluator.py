@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from pga_tf import data, generator, losses
-from pga_tf.evaluation import fid, metrics
+from pga_tf.evaluation import fid, latent, metrics
 from pga_tf.evaluation.features import FeaturesUnavailable, InceptionFeatures
 
 
@@ -64,7 +64,7 @@ def real_stats(features, config, stats_dir, num_images, batch_size=500):
     return fid.cached_stats(path, compute, features.dim)
 
 
-def _images(config, split, limit, batch_size):
+def images(config, split, limit, batch_size):
     """The first `limit` images of a split in a fixed shuffle (seed 0), batch by batch."""
     size, channels = config.image_shape()
     return data.load_dataset(config.dataset, split, batch_size, config.data_dir or None, seed=0,
@@ -74,7 +74,7 @@ def _images(config, split, limit, batch_size):
 
 def real_features(features, config, num_images, batch_size=500):
     """Features [num_images, d] of training images, the reference of the k-NN and kernel metrics."""
-    return feature_array(features, _images(config, 'train', num_images, batch_size))
+    return feature_array(features, images(config, 'train', num_images, batch_size))
 
 
 def sample_batches(decoder, z_dim, num, batch_size, seed):
@@ -124,7 +124,8 @@ def evaluate_models(encoder, decoder, config, features, stats_dir, num_samples=5
     Returns:
       dict with `fid` {mean, std, values}, `rec_fid` (held-out images through f and g; one
       value, it is deterministic), `samples` and `reconstructions` (KID ± std, precision,
-      recall, density, coverage), `num_samples`, `num_reconstructions`, `num_real`.
+      recall, density, coverage), `latent` (`latent.diagnostics` of the held-out images and of
+      fresh prior samples), `num_samples`, `num_reconstructions`, `num_real`.
     """
     reference = real_stats(features, config, stats_dir, real_images, batch_size)
     sample_sets = [feature_array(features, sample_batches(decoder, config.z_dim, num_samples,
@@ -132,14 +133,17 @@ def evaluate_models(encoder, decoder, config, features, stats_dir, num_samples=5
                    for r in range(repeats)]
     values = [distance_to(reference, a) for a in sample_sets]
 
-    held_out = _images(config, data.DATASETS[config.dataset].eval_split, num_samples, batch_size)
+    held_out = images(config, data.DATASETS[config.dataset].eval_split, num_samples, batch_size)
     reconstructions = feature_array(features, reconstruction_batches(encoder, decoder, held_out))
     real = real_features(features, config, num_samples, batch_size)
+    codes = latent.diagnostics(encoder, decoder, held_out,
+                               prior_samples(config.z_dim, num_samples, batch_size, seed + repeats))
     return {
         'fid': {'mean': float(np.mean(values)), 'std': float(np.std(values)), 'values': values},
         'rec_fid': distance_to(reference, reconstructions),
         'samples': metrics.all_metrics(real, sample_sets[0]),
         'reconstructions': metrics.all_metrics(real, reconstructions),
+        'latent': codes,
         'num_samples': num_samples, 'num_reconstructions': len(reconstructions),
         'num_real': int(reference[2]),
     }
