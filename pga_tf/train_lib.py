@@ -75,7 +75,8 @@ def _format_eta(seconds):
 
 class _InLoopEvaluation:
     """The Fréchet distance and the k-NN and kernel metrics of `eval_samples` samples, against
-    cached real statistics and the features of as many training images."""
+    cached real statistics and the features of as many training images; and the latent
+    diagnostics of as many held-out images and fresh prior samples."""
 
     def __init__(self, config, features, reference, real, held_out):
         self.config, self.features, self.reference, self.real = config, features, reference, real
