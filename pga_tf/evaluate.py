@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config, data, paths, run_folder
+from pga_tf import cli_flags, config, data, paths, run_folder, summaries
 from pga_tf.config import ConfigError
 from pga_tf.evaluation import evaluator, fid, latent
 from pga_tf.evaluation.features import FeaturesUnavailable
@@ -27,6 +27,18 @@ flags.DEFINE_integer('num_samples', 5000, 'Samples per distance (the paper: 5,00
 flags.DEFINE_integer('repeats', 3, 'Independent sample sets, for mean ± std.', lower_bound=1)
 flags.DEFINE_integer('real_samples', 10_000, 'Training images behind the real statistics.', lower_bound=2)
 flags.DEFINE_integer('eval_batch_size', 500, 'Images per feature batch.', lower_bound=1)
+
+
+def _scalars(result, key):
+    """The results as TensorBoard tags evaluate/<metric>_<features> (latent ones without the
+    features), so that a sweep's runs sort by them in the HParams dashboard."""
+    scalars = {f'evaluate/fid_{key}': result['fid']['mean'], f'evaluate/fid_std_{key}': result['fid']['std'],
+               f'evaluate/rec_fid_{key}': result['rec_fid']}
+    for group in ('samples', 'reconstructions'):
+        prefix = 'rec_' if group == 'reconstructions' else ''
+        scalars.update({f'evaluate/{prefix}{name}_{key}': v for name, v in result[group].items()})
+    scalars.update({f'evaluate/latent_{name}': v for name, v in result['latent'].items()})
+    return scalars
 
 
 def main(argv):
@@ -58,6 +70,7 @@ def main(argv):
                   classifier_accuracy=getattr(features, 'accuracy', None))
     out = folder.eval_path(features.key, step, FLAGS.num_samples, FLAGS.repeats)
     paths.write_atomic(out, json.dumps(result, indent=2))
+    summaries.write_scalars(folder.log_dir, step, _scalars(result, features.key))
     f_mean, f_std = result['fid']['mean'], result['fid']['std']
     print(f'{config.model} on {config.dataset} at step {step}, {features.key} features: '
           f'FID {f_mean:.2f} ± {f_std:.2f} ({FLAGS.repeats} x {FLAGS.num_samples} samples), '

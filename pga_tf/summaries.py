@@ -67,3 +67,13 @@ def write_grids(grids, sample_dir, step):
     for name, grid in grids.items():
         write_png(grid, os.path.join(sample_dir, f'{name}_{step:07d}.png'))
         tf.summary.image(f'samples/{name}', grid[None], step=step)
+
+
+def write_scalars(log_dir, step, scalars):
+    """Scalar summaries {tag: value} at `step` into a run's TensorBoard folder (a new events
+    file beside the trainer's): TensorBoard's HParams dashboard lists them as the run's metrics."""
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        for tag, value in scalars.items():
+            tf.summary.scalar(tag, value, step=step)
+    writer.close()

@@ -51,6 +51,12 @@ def test_offline_distance_mean_and_std_over_repeats(prepared):
     # about sqrt(z_dim) = sqrt(8).
     assert report['latent']['data_fd'] > 0 and 2.4 < report['latent']['prior_norm_p50'] < 3.2
     assert 'latent: Fréchet distance to N(0, I)' in result.stdout
+    # The results are the run's metrics in TensorBoard (HParams lists scalars of the run).
+    tags, _ = _events(run_dir)
+    for tag in ('evaluate/fid_classifier_v1', 'evaluate/rec_fid_classifier_v1',
+                'evaluate/kid_classifier_v1', 'evaluate/rec_precision_classifier_v1',
+                'evaluate/latent_data_fd'):
+        assert tags[tag] == [6], tag
     # The real statistics were cached for the next evaluation.
     assert any(name.endswith('_1000.npz') for name in os.listdir(stats_dir))
 
