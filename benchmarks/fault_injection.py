@@ -27,7 +27,7 @@ _STEP = re.compile(r' step (\d+)/')
 
 def main(argv):
     del argv
-    from pga_tf import run_folder
+    from pga_tf import device_info, run_folder
 
     rng = random.Random(FLAGS.seed)
     run_dir = os.path.join(tempfile.mkdtemp(), 'run')
@@ -63,8 +63,6 @@ def main(argv):
     final = subprocess.run(args, capture_output=True, text=True, env=env)
     step = run_folder.RunFolder(run_dir).load().step
     ok = final.returncode == 0 and step == FLAGS.train_steps
-    from pga_tf import device_info
-
     print(f'{device_info.describe()}: {kills} kills, {lost} steps lost in total (checkpoint every {FLAGS.checkpoint_every}), '
           f'final step {step}/{FLAGS.train_steps}: {"ok" if ok else "FAILED"}; '
           f'{time.time() - start:.0f} s')

@@ -31,9 +31,6 @@ flags.DEFINE_integer('train_steps', 300, 'Steps of each short training run.', lo
 flags.DEFINE_string('out', 'gpu_bench.jsonl', 'JSON lines of every record.')
 FLAGS = flags.FLAGS
 
-# The preset whose shape each architecture is trained with (pga_tf.bench's choice too).
-PRESET_DATASET = {'conv_mnist': 'mnist', 'conv_32': 'cifar10', 'resnet_32': 'cifar10',
-                  'conv_64': 'celeba'}
 _IMAGES_PER_SEC = re.compile(r'\| (\d+) img/s \|')
 _ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
 
@@ -62,7 +59,7 @@ def step_records(on_gpu):
 def _preset_batch(arch):
     from pga_tf import cli_flags
 
-    return cli_flags.read_preset(PRESET_DATASET[arch], 'vpga').batch_size
+    return cli_flags.read_preset(cli_flags.PRESET_DATASET[arch], 'vpga').batch_size
 
 
 def _image_folder(root, size):
@@ -83,7 +80,7 @@ def training_records(root):
 
     records = []
     for arch in FLAGS.archs:
-        config = cli_flags.read_preset(PRESET_DATASET[arch], 'vpga')
+        config = cli_flags.read_preset(cli_flags.PRESET_DATASET[arch], 'vpga')
         # The preset's settings, on data that needs no download.
         settings = [f'--{k}={v}' for k, v in (('arch', arch), ('bn', config.bn), ('z_dim', config.z_dim),
                                                ('lr', config.lr), ('batch_size', config.batch_size))]

@@ -35,13 +35,11 @@ flags.register_validator('archs', lambda archs: set(archs) <= set(models.ARCHITE
 flags.register_validator('models', lambda methods: set(methods) <= set(losses.METHODS),
                          f'--models: a list of {", ".join(sorted(losses.METHODS))}')
 
-PRESET_DATASET = {'conv_mnist': 'mnist', 'conv_32': 'cifar10', 'resnet_32': 'cifar10',
-                  'conv_64': 'celeba'}
 
 
 def preset(arch, model, batch_size):
-    return dataclasses.replace(cli_flags.read_preset(PRESET_DATASET[arch], model), arch=arch,
-                               batch_size=batch_size)
+    base = cli_flags.read_preset(cli_flags.PRESET_DATASET[arch], model)
+    return dataclasses.replace(base, arch=arch, batch_size=batch_size)
 
 
 def make_trainer(config, xla, precision):

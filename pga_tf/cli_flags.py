@@ -34,6 +34,10 @@ _COMMON = {
                    'Folder of the preset flag files (default: the installed flags/).', {}),
 }
 
+# The preset whose shape each architecture is measured with (pga_tf.bench, benchmarks/).
+PRESET_DATASET = {'conv_mnist': 'mnist', 'conv_32': 'cifar10', 'resnet_32': 'cifar10',
+                  'conv_64': 'celeba'}
+
 
 def define(*names):
     """Defines the shared flags `names` (once per process)."""

@@ -31,7 +31,8 @@ def test_grid_evaluation_and_export_agree(bn, tmp_path):
     # The distance that evaluation computes equals the one from the export's images.
     reference = fid.activation_statistics(
         pooled_features, [data.to_float(data.mnist_5k_arrays('test')[:300])])
-    ours = evaluator.sample_distance(run.decoder, 8, pooled_features, reference, 300, 100, seed=5)
+    ours = evaluator.distance_to(reference, evaluator.feature_array(
+        pooled_features, evaluator.sample_batches(run.decoder, 8, 300, 100, seed=5)))
     theirs = fid.activation_statistics(pooled_features, [
         exported.signatures['decode'](z=z)['images'] for z in evaluator.prior_samples(8, 300, 100, 5)])
     np.testing.assert_allclose(fid.frechet_distance(theirs[0], theirs[1], *reference[:2]), ours,

@@ -97,12 +97,6 @@ def reconstruction_batches(encoder, decoder, image_batches):
         yield decoder(losses.encode(encoder, x, False)[0], training=False)
 
 
-def sample_distance(decoder, z_dim, features, reference, num, batch_size, seed):
-    """Fréchet distance between `num` samples' features and `reference` (mu, sigma, n)."""
-    mu, sigma, _ = fid.activation_statistics(features, sample_batches(decoder, z_dim, num, batch_size, seed))
-    return fid.frechet_distance(mu, sigma, reference[0], reference[1])
-
-
 def feature_array(features, image_batches):
     """The features of every image, [N, d] float32, for the k-NN and kernel metrics."""
     return np.concatenate([np.asarray(features(images), np.float32) for images in image_batches])
