@@ -174,7 +174,7 @@ def all_checks(*checks):
 def cases():
     run = '--run_dir=run'
     ev = ['--stats_dir=stats', '--num_samples=100', '--repeats=1', '--real_samples=200']
-    folder_train = ['--dataset=folder', '--data_dir=images', '--arch=conv_32', '--channels=3',
+    folder_train = ['--dataset=folder', '--data_dir=images', '--crop=0', '--arch=conv_32', '--channels=3',
                     '--model=ae', *TINY]
     new = ['--dataset=mnist_5k', '--model=vpga', '--run_dir=new', *TINY]
     refused = lambda name, command, args, says, **kw: Case(name, command, args, 'refused', says, **kw)

@@ -108,7 +108,8 @@ def input_images_per_sec(arch, batch_size, batches=30):
             Image.fromarray(rng.randint(0, 256, (218, 178, 3)).astype(np.uint8)).save(f'{folder}/{i}.jpg')
         size = models.IMAGE_SIZE[arch]
         ds, _ = data.load_dataset('folder', 'train', batch_size, data_dir=folder, size=size,
-                                  channels=3, crop=108 if size == 64 else 0)
+                                  channels=3, crop=108 if size == 64 else 0,
+                                  resize='tf1_bicubic' if size == 64 else 'bicubic')
     it = iter(ds)
     next(it)
     start = time.perf_counter()

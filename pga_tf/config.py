@@ -40,8 +40,11 @@ class Config:
     dataset: str = _setting('mnist_5k', 'Dataset; picks the preset with --model.', FIXED,
                             choices=sorted(data.DATASETS))
     data_dir: str = _setting('', 'tfds data_dir, or the image folder of --dataset=folder.', RECORDED)
-    crop: int = _setting(0, 'folder: central square crop before resizing (0: the largest).',
-                         RECORDED, lower=0)
+    crop: int = _setting(0, 'celeba, folder: central square crop before resizing (0: the '
+                         'largest).', RECORDED, lower=0)
+    resize: str = _setting('bicubic', "celeba, folder: resize to the architecture's side: "
+                           "tf1_bicubic (the original's) or bicubic (TF2's).", RECORDED,
+                           choices=data.RESIZES)
     channels: int = _setting(3, 'folder: image channels (1: grey, 3: RGB).', FIXED,
                              choices=(1, 3))
     # Model.
@@ -54,6 +57,13 @@ class Config:
     width: float = _setting(1.0, 'Multiplier of the original layer widths.', FIXED, lower=1e-3)
     precision: str = _setting('float32', 'Compute dtype policy; the losses stay float32.', FIXED,
                               choices=models.PRECISIONS)
+    # The original code's versions (README, Faithfulness): the latest by default.
+    dense_lrelu: bool = _setting(True, "conv_mnist: leaky ReLU after the encoder's 1024-unit "
+                                 'layer (the original since 2020-02; off: the paper-time code).',
+                                 FIXED)
+    sigma_init: float = _setting(0.1, 'Variational encoders: sigma of q(z|x) at initialisation '
+                                 '(0.1: the original since 2019-05; 1: the paper-time code).',
+                                 FIXED, lower=1e-6)
     # Loss coefficients (the original code's flags) and their warm-up.
     zn_rec: float = _setting(0.0, 'alpha: latent reconstruction of z ~ N(0, I).', RECORDED, lower=0)
     zh_rec: float = _setting(0.0, 'beta: latent reconstruction of encoded data.', RECORDED, lower=0)
@@ -111,12 +121,18 @@ class Config:
                               f'--dataset={self.dataset} has {spec.size}x{spec.size}')
         return size, spec.channels or self.channels
 
+    def image_args(self):
+        """Keyword arguments of `data.load_dataset` that shape this Config's images."""
+        size, channels = self.image_shape()
+        return dict(size=size, channels=channels, crop=self.crop, resize=self.resize)
+
     def build_models(self, precision=None, sync_bn=False):
         """(encoder, decoder) of this Config (`precision` overrides its own)."""
         _, channels = self.image_shape()
         return models.build_models(self.arch, self.z_dim, channels,
                                    self.model in losses.VARIATIONAL, self.bn, self.width,
-                                   precision or self.precision, sync_bn)
+                                   precision or self.precision, sync_bn,
+                                   dense_lrelu=self.dense_lrelu, sigma_init=self.sigma_init)
 
     def build_trainer(self, checkpoint_dir=None, strategy=None, jit_compile=None):
         """The Trainer of this Config, its models built in `strategy`'s scope."""

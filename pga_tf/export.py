@@ -23,9 +23,8 @@ def _recompute_encoder_batch_norm(config, encoder):
     if not losses.has_batch_norm(encoder):
         return
     try:
-        size, channels = config.image_shape()
         images, _ = data.load_dataset(config.dataset, 'train', 256, config.data_dir or None,
-                                      size=size, channels=channels, crop=config.crop)
+                                      **config.image_args())
         generator.recompute_batch_norm(encoder, images.take(FLAGS.bn_batches))
         logging.info('Batch-norm statistics recomputed over %d batches', FLAGS.bn_batches)
     except data.DataError as err:

@@ -4,6 +4,7 @@ Images are channels-last float32 in [-1, 1]; decoders end in tanh. The encoder r
 `z_mu`, or `[z_mu, z_log_sigma_sq]` when variational. Layers marked (+BN) in the original
 use batch normalisation only when `use_bn` is set.
 """
+import functools
 import math
 
 import keras
@@ -15,8 +16,6 @@ IMAGE_SIZE = {'conv_mnist': 28, 'conv_32': 32, 'resnet_32': 32, 'conv_64': 64}
 # slim.batch_norm's defaults in the original code (decay 0.999, epsilon 1e-3, scale=True).
 _BN_MOMENTUM = 0.999
 _BN_EPSILON = 1e-3
-# The log-variance head starts at sigma = 0.1, as in the original.
-_LOG_SIGMA_SQ_INIT = 2.0 * math.log(0.1)
 
 
 def _norm_act(y, use_bn, activation):
@@ -51,11 +50,12 @@ def _to_image(y):
     return layers.Activation('tanh', dtype='float32', name='image')(y)
 
 
-def _conv_mnist(x, z, dim, channels, use_bn):
-    """28x28: the original `conv_mnist` (dim 64)."""
+def _conv_mnist(x, z, dim, channels, use_bn, dense_lrelu=True):
+    """28x28: the original `conv_mnist` (dim 64); `dense_lrelu=False` is its encoder before
+    2020-02 (a linear 1024-unit layer)."""
     y = _conv(x, dim)
     y = _conv(y, dim * 2, use_bn)
-    h = _dense(y, 1024, use_bn, 'lrelu')
+    h = _dense(y, 1024, use_bn, 'lrelu' if dense_lrelu else None)
     y = _dense(z, 1024, activation='relu')
     y = _dense(y, 7 * 7 * dim * 2, use_bn, 'relu')
     y = layers.Reshape((7, 7, dim * 2))(y)
@@ -89,13 +89,32 @@ def _conv_64(x, z, dim, channels, use_bn):
     return h, _to_image(_deconv(y, channels, activation=None))
 
 
+@keras.saving.register_keras_serializable(package='pga_tf')
+class Unpooling2D(layers.Layer):
+    """The original's `unpool` (after Dosovitskiy et al.): each value goes to the top-left of a
+    2x2 block of zeros, [B, H, W, C] -> [B, 2H, 2W, C]."""
+
+    def call(self, x):
+        shape = keras.ops.shape(x)
+        zeros = keras.ops.zeros_like(x)
+        # Interleave zeros after each column, then after each row.
+        y = keras.ops.reshape(keras.ops.stack([x, zeros], axis=3),
+                              (shape[0], shape[1], 2 * shape[2], shape[3]))
+        return keras.ops.reshape(keras.ops.stack([y, keras.ops.zeros_like(y)], axis=2),
+                                 (shape[0], 2 * shape[1], 2 * shape[2], shape[3]))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return batch, height and 2 * height, width and 2 * width, channels
+
+
 def _res_block(x, channels, scale=None, use_bn=False, first=False):
     """Pre-activation residual block: 3x3 convs, 1x1 skip projection, 2x pooling/unpooling."""
     skip, res = x, x
     if not first:
         res = _norm_act(res, use_bn, 'relu')
     if scale == 'up':
-        skip, res = layers.UpSampling2D()(skip), layers.UpSampling2D()(res)
+        skip, res = Unpooling2D()(skip), Unpooling2D()(res)
     if scale or x.shape[-1] != channels:
         skip = layers.Conv2D(channels, 1)(skip)
     res = layers.Conv2D(channels, 3, padding='same', use_bias=not use_bn)(res)
@@ -132,7 +151,7 @@ PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
 
 
 def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1.0,
-                 precision='float32', sync_bn=False):
+                 precision='float32', sync_bn=False, *, dense_lrelu=True, sigma_init=0.1):
     """Builds the encoder f and the decoder g of one architecture.
 
     Args:
@@ -140,7 +159,7 @@ def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1
       z_dim: latent dimension.
       channels: image channels (1 or 3).
       variational: if True the encoder also returns `z_log_sigma_sq`, whose bias starts at
-        2 log 0.1.
+        2 log `sigma_init`.
       use_bn: batch normalisation in the layers the original marks (+BN).
       width: multiplier of the original base width (64, or 512 for resnet_32).
       precision: a Keras dtype policy of `PRECISIONS`. With a mixed policy the layers compute
@@ -148,6 +167,10 @@ def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1
         float32, so every loss and its reductions (the log-determinant too) are float32.
       sync_bn: batch statistics over all replicas of a tf.distribute strategy (as on one
         device) instead of each replica's share of the batch.
+      dense_lrelu: conv_mnist only: leaky ReLU after the encoder's 1024-unit layer (the
+        original since 2020-02; False: the code of the paper's time).
+      sigma_init: sigma of q(z|x) at initialisation (0.1: the original since 2019-05; 1
+        before).
 
     Returns:
       (encoder, decoder): `keras.Model`s named "encoder" ([B, S, S, C] -> [B, z_dim], or a
@@ -159,17 +182,20 @@ def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f'unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}')
-    if z_dim < 1 or channels < 1 or width <= 0:
-        raise ValueError('z_dim, channels and width must be positive')
+    if z_dim < 1 or channels < 1 or width <= 0 or sigma_init <= 0:
+        raise ValueError('z_dim, channels, width and sigma_init must be positive')
     if precision not in PRECISIONS:
         raise ValueError(f'unknown precision {precision!r}; choose one of {PRECISIONS}')
     builder, base = ARCHITECTURES[arch]
+    if arch == 'conv_mnist':
+        builder = functools.partial(builder, dense_lrelu=dense_lrelu)
     dim = max(1, int(round(base * width)))
     size = IMAGE_SIZE[arch]
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)  # only while these layers are made
     try:
-        encoder, decoder = _build(builder, size, z_dim, channels, variational, use_bn, dim)
+        encoder, decoder = _build(builder, size, z_dim, channels, variational, use_bn, dim,
+                                  2.0 * math.log(sigma_init))
     finally:
         keras.config.set_dtype_policy(previous)
     for layer in encoder.layers + decoder.layers:
@@ -178,7 +204,7 @@ def build_models(arch, z_dim, channels, variational=False, use_bn=False, width=1
     return encoder, decoder
 
 
-def _build(builder, size, z_dim, channels, variational, use_bn, dim):
+def _build(builder, size, z_dim, channels, variational, use_bn, dim, log_sigma_sq_init):
     x = keras.Input((size, size, channels), name='x')
     z = keras.Input((z_dim,), name='z')
     h, image = builder(x, z, dim, channels, use_bn)
@@ -189,7 +215,7 @@ def _build(builder, size, z_dim, channels, variational, use_bn, dim):
     if variational:
         z_log_sigma_sq = layers.Dense(
             z_dim, dtype='float32', name='z_log_sigma_sq',
-            bias_initializer=keras.initializers.Constant(_LOG_SIGMA_SQ_INIT))(h)
+            bias_initializer=keras.initializers.Constant(log_sigma_sq_init))(h)
         outputs = [z_mu, z_log_sigma_sq]
     encoder = keras.Model(x, outputs, name='encoder')
     decoder = keras.Model(z, image, name='decoder')

@@ -29,16 +29,16 @@ def total_steps(config, num_train, global_batch):
     return config.epochs * max(1, num_train // global_batch)
 
 
-def _dataset(config, split, batch_size, size, channels, **kw):
+def _dataset(config, split, batch_size, **kw):
     return data.load_dataset(config.dataset, split, batch_size, data_dir=config.data_dir or None,
-                             seed=config.seed, size=size, channels=channels, crop=config.crop, **kw)
+                             seed=config.seed, **config.image_args(), **kw)
 
 
-def _fixed_inputs(config, run, size, channels, z_dim):
+def _fixed_inputs(config, run, z_dim):
     """A fixed batch of held-out images and a fixed z, the same in every grid of the run."""
     # Shuffled (with the run's seed): held-out splits may be sorted by class.
-    fixed_x = next(iter(_dataset(config, data.DATASETS[config.dataset].eval_split, _FIXED_BATCH,
-                                 size, channels)[0]))
+    fixed_x = next(iter(_dataset(config, data.DATASETS[config.dataset].eval_split,
+                                 _FIXED_BATCH)[0]))
     if os.path.exists(run.fixed_z_path):
         fixed_z = np.load(run.fixed_z_path, allow_pickle=False)
     else:
@@ -210,9 +210,8 @@ def train(config: Config, run_dir, strategy=None):
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    size, channels = config.image_shape()
     # Data first: a dataset that cannot be read fails before anything is written.
-    data.image_source(config.dataset, 'train', config.data_dir or None, size, channels, config.crop)
+    data.image_source(config.dataset, 'train', config.data_dir or None, **config.image_args())
 
     strategy = strategy or distribute.make_strategy(config.strategy, config.cpu_replicas)
     chief, task = distribute.worker(strategy)
@@ -224,13 +223,13 @@ def train(config: Config, run_dir, strategy=None):
     run.prepare()
     lock = run.lock() if chief else None
     try:
-        return _train(config, run, strategy, chief, task, changes, size, channels, evaluate)
+        return _train(config, run, strategy, chief, task, changes, evaluate)
     finally:
         if lock is not None:
             run.unlock(lock)
 
 
-def _train(config, run, strategy, chief, task, changes, size, channels, evaluate):
+def _train(config, run, strategy, chief, task, changes, evaluate):
     replicas = strategy.num_replicas_in_sync
     jit = {'auto': None, 'on': True, 'off': False}[config.jit_compile]
     # Every worker saves (a collective operation); only the chief's checkpoints are the run's.
@@ -242,8 +241,7 @@ def _train(config, run, strategy, chief, task, changes, size, channels, evaluate
     start = int(tr.step.numpy())
 
     global_batch = config.batch_size * replicas
-    train_ds, num_train = _dataset(config, 'train', global_batch, size, channels,
-                                   skip_batches=start)
+    train_ds, num_train = _dataset(config, 'train', global_batch, skip_batches=start)
     train_ds = strategy.experimental_distribute_dataset(train_ds)
     steps_per_epoch = max(1, num_train // global_batch)
     last = total_steps(config, num_train, global_batch)
@@ -251,7 +249,7 @@ def _train(config, run, strategy, chief, task, changes, size, channels, evaluate
         run.record_segment(config, start, changes)
         writer = tf.summary.create_file_writer(run.log_dir)
         _write_config(config, writer, start)
-        fixed_x, fixed_z = _fixed_inputs(config, run, size, channels, config.z_dim)
+        fixed_x, fixed_z = _fixed_inputs(config, run, config.z_dim)
     else:
         writer = tf.summary.create_noop_writer()
     logging.info('%s %s in %s: steps %d -> %d (%d per epoch), %d replica(s) of batch %d',

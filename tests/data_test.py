@@ -1,4 +1,5 @@
 """Input pipelines: shapes, ranges, crops, splits, resume skipping and the offline failure."""
+import dataclasses
 import os
 import time
 
@@ -26,13 +27,87 @@ def test_tfds_datasets(name, shape, tmp_path):
     assert num == data.DATASETS[name].num_train
 
 
-def test_celeba_centre_crop_then_bicubic_resize():
+def _keys(d, a):
+    """The cubic convolution kernel (Keys 1981) with parameter a."""
+    d = abs(d)
+    if d <= 1:
+        return (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1
+    return a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a if d < 2 else 0.0
+
+
+def _tf1_bicubic_matrix(n_in, n_out):
+    """TF1's resize_images(BICUBIC) along one axis: output i samples input i * n_in / n_out
+    (legacy grid), a = -0.75, edge pixels repeated."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        src = i * n_in / n_out
+        x0 = int(np.floor(src))
+        for k in range(-1, 3):
+            m[i, min(max(x0 + k, 0), n_in - 1)] += _keys(src - (x0 + k), -0.75)
+    return m
+
+
+def _original_celeba(image):
+    """The original's CelebA image (utils.py): rows 55:163, columns 35:143, TF1 bicubic to
+    64x64, clipped to [0, 255]; here then rounded to uint8, float64 throughout."""
+    crop = image[55:163, 35:143].astype(np.float64)
+    m = _tf1_bicubic_matrix(108, 64)
+    return np.clip(np.round(np.einsum('ih,hwc,jw->ijc', m, crop, m)), 0, 255).astype(np.uint8)
+
+
+def _assert_original_celeba(out, image):
+    """Equal to the float64 reference but where float32 round-off crosses a .5 (by one level)."""
+    diff = np.abs(out.astype(int) - _original_celeba(image))
+    assert out.shape == (64, 64, 3) and diff.max() <= 1 and diff.mean() < 1e-3
+
+
+@pytest.mark.parametrize('resize', data.RESIZES)
+def test_centre_crop_then_resize(resize):
     image = np.random.RandomState(0).randint(0, 256, (218, 178, 3)).astype(np.uint8)
-    out = data.center_crop_resize(tf.constant(image), data.CELEBA_CROP, 64).numpy()
-    top, left = (218 - 108) // 2, (178 - 108) // 2
-    crop = image[top:top + 108, left:left + 108].astype(np.float32)
-    expected = tf.image.resize(crop, [64, 64], method='bicubic').numpy()
-    np.testing.assert_array_equal(out, np.clip(np.round(expected), 0, 255).astype(np.uint8))
+    out = data.center_crop_resize(tf.constant(image), 108, 64, resize).numpy()
+    if resize == 'tf1_bicubic':
+        _assert_original_celeba(out, image)
+    else:  # TF2's half-pixel bicubic: another image, sub-pixel shifted
+        assert np.abs(out.astype(int) - _original_celeba(image)).mean() > 5
+
+
+# Aligned CelebA images per tfds split in the fake below (the real ones: 162,770 / 19,867 / 19,962).
+_CELEBA_SPLITS = {'train': 5, 'validation': 2, 'test': 3}
+
+
+def _fake_celeba(self, split, **kwargs):
+    """tfds's reader of celeb_a: distinct random 218x178 images per split, '+' read as tfds does."""
+    images = [np.random.RandomState(i).randint(0, 256, (_CELEBA_SPLITS[name], 218, 178, 3))
+              for i, name in enumerate(_CELEBA_SPLITS) if name in split.split('+')]
+    return tf.data.Dataset.from_tensor_slices({'image': np.concatenate(images).astype(np.uint8)})
+
+
+def test_celeba_is_every_aligned_image_as_the_original_reads_it(tmp_path):
+    """The celeba preset (tfds) and the folder preset on the same files give the original's
+    images: all three tfds splits, the central 108x108, TF1 bicubic to 64x64."""
+    from pga_tf import cli_flags
+
+    raw = [image for split in _CELEBA_SPLITS for image in tfds.as_numpy(
+        _fake_celeba(None, split).map(lambda e: e['image']))]
+    celeba = cli_flags.read_preset('celeba', 'vpga')
+    with tfds.testing.mock_data(as_dataset_fn=_fake_celeba):
+        ds, num = data.image_source('celeba', 'train', str(tmp_path), **celeba.image_args())
+        from_tfds = list(tfds.as_numpy(ds))
+        held_out, _ = data.image_source('celeba', 'test', str(tmp_path), **celeba.image_args())
+        assert len(list(held_out)) == _CELEBA_SPLITS['test']
+    assert len(from_tfds) == sum(_CELEBA_SPLITS.values()) and num == 202_599
+    for image, out in zip(raw, from_tfds):
+        _assert_original_celeba(out, image)
+
+    folder = tmp_path / 'img_align_celeba'
+    folder.mkdir()
+    for i, image in enumerate(raw):
+        Image.fromarray(image).save(folder / f'{i:06d}.png')
+    config = dataclasses.replace(cli_flags.read_preset('folder', 'vpga'), data_dir=str(folder))
+    ds, num = data.image_source('folder', 'train', config.data_dir, **config.image_args())
+    assert num == len(raw)
+    for a, b in zip(tfds.as_numpy(ds), from_tfds):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_mnist_5k_is_real_offline_digits():

@@ -33,6 +33,16 @@ def test_variational_head(arch):
     assert z_mu.shape == z_log_sigma_sq.shape == (1, 5)
     bias = encoder.get_layer('z_log_sigma_sq').bias.numpy()
     np.testing.assert_allclose(bias, np.full(5, 2 * math.log(0.1)), rtol=1e-6)
+    # The paper-time code: sigma starts at 1.
+    encoder, _ = models.build_models(arch, 5, 3, variational=True, width=WIDTH[arch], sigma_init=1.0)
+    np.testing.assert_array_equal(encoder.get_layer('z_log_sigma_sq').bias.numpy(), np.zeros(5))
+
+
+def test_conv_mnist_dense_activation_by_code_version():
+    """Since 2020-02 the original's conv_mnist encoder has a leaky ReLU after its 1024 units."""
+    for dense_lrelu, slopes in ((True, 3), (False, 2)):
+        encoder, _ = models.build_models('conv_mnist', 4, 1, width=0.25, dense_lrelu=dense_lrelu)
+        assert _count(encoder, keras.layers.LeakyReLU) == slopes
 
 
 def _count(model, cls):
@@ -67,6 +77,21 @@ def test_width_multiplies_filters():
     wide, _ = models.build_models('conv_32', 4, 3, width=1.0)
     filters = lambda m: [l.filters for l in m.layers if isinstance(l, keras.layers.Conv2D)]
     assert filters(narrow) == [32, 64, 128] and filters(wide) == [64, 128, 256]
+
+
+def test_unpooling_puts_each_value_top_left_of_a_zero_block():
+    x = np.random.RandomState(0).randn(2, 3, 4, 5).astype(np.float32)
+    expected = np.zeros((2, 6, 8, 5), np.float32)
+    for i in range(3):
+        for j in range(4):
+            expected[:, 2 * i, 2 * j] = x[:, i, j]
+    np.testing.assert_array_equal(models.Unpooling2D()(x).numpy(), expected)
+
+
+def test_resnet_decoder_unpools_both_paths():
+    _, decoder = models.build_models('resnet_32', 4, 3, width=1 / 16)
+    assert _count(decoder, models.Unpooling2D) == 6  # skip and residual of three blocks
+    assert _count(decoder, keras.layers.UpSampling2D) == 0
 
 
 def test_resnet_has_skip_projections():

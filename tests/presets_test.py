@@ -2,6 +2,7 @@
 import dataclasses
 import pathlib
 
+import keras
 import pytest
 from absl import flags
 
@@ -57,10 +58,20 @@ def test_paper_values_reach_the_config():
     c = parse('--dataset=celeba', '--model=vpga')
     assert (c.arch, c.bn, c.lr, c.z_dim, c.epochs) == ('conv_64', True, 0.4, 128, 60)
     assert (c.zn_rec, c.zh_rec, c.vrec, c.vkld) == (3e-2, 1e-2, 1e-2, 2e-3)
+    assert (c.crop, c.resize, c.dense_lrelu, c.sigma_init) == (108, 'tf1_bicubic', True, 0.1)
     c = parse('--dataset=mnist', '--model=lpga')
     assert (c.arch, c.bn, c.lr, c.z_dim, c.init_steps, c.nll) == ('conv_mnist', False, 0.1, 12, 3000, 1.5e-2)
     c = parse('--dataset=cifar10', '--model=lvpga')
     assert (c.lr, c.epochs, c.vrec, c.vkld, c.nll) == (0.2, 400, 1.5e-2, 5e-2, 2e-2)
+
+
+def test_paper_time_flags_build_the_paper_time_networks():
+    """MNIST VPGA as the original code of March 2019 (README, Faithfulness)."""
+    c = parse('--dataset=mnist', '--model=vpga', '--nodense_lrelu', '--sigma_init=1', '--vkld=3e-2')
+    encoder, _ = c.build_models()
+    assert sum(isinstance(l, keras.layers.LeakyReLU) for l in encoder.layers) == 2
+    assert not encoder.get_layer('z_log_sigma_sq').bias.numpy().any()
+    assert c.vkld == 3e-2
 
 
 def test_command_line_wins_over_the_preset(tmp_path):

@@ -88,7 +88,7 @@ def rgb_digits(tmp_path_factory):
 def test_sigterm_saves_and_the_printed_command_resumes_the_run(kind, tmp_path, rgb_digits):
     run_dir = tmp_path / 'run'
     args = ([*SMALL, '--model=lpga', '--init_steps=3', '--lr=0.05'] if kind == 'mnist_5k_lpga' else
-            ['--dataset=folder', f'--data_dir={rgb_digits}', '--arch=conv_32', '--bn',
+            ['--dataset=folder', f'--data_dir={rgb_digits}', '--crop=0', '--arch=conv_32', '--bn',
              '--model=vpga', '--width=0.0625', '--batch_size=8', '--z_dim=4', '--log_every=1',
              '--lr=0.05'])
     rc, stderr = train_until([*args, '--train_steps=40', '--sample_every=1000',
@@ -164,7 +164,7 @@ def test_folder_with_broken_files_trains_and_reports_them(tmp_path):
     good = (images / '0.jpg').read_bytes()
     (images / 'cut.jpg').write_bytes(good[:len(good) // 3])
     (images / 'readme.jpg').write_text('this is text')
-    result = train('--dataset=folder', '--model=ae', '--width=0.0625', '--batch_size=2',
+    result = train('--dataset=folder', '--crop=0', '--model=ae', '--width=0.0625', '--batch_size=2',
                    '--z_dim=4', '--train_steps=2', f'--data_dir={images}',
                    f'--run_dir={tmp_path / "run"}')
     assert result.returncode == 0, result.stderr[-2000:]

@@ -26,8 +26,8 @@ def image_folder(tmp_path):
     rng = np.random.RandomState(0)
     folder = tmp_path / 'images'
     folder.mkdir()
-    for i in range(6):
-        Image.fromarray(rng.randint(0, 256, (70, 60, 3)).astype(np.uint8)).save(
+    for i in range(6):  # CelebA's aligned size: the folder presets crop its central 108x108
+        Image.fromarray(rng.randint(0, 256, (218, 178, 3)).astype(np.uint8)).save(
             folder / f'{i}.{"png" if i % 2 else "jpg"}')
     return str(folder)
 

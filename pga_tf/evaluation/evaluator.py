@@ -50,26 +50,23 @@ def real_stats(features, config, stats_dir, num_images, batch_size=500):
     """
     size, channels = config.image_shape()
     name = config.dataset
-    if config.dataset == 'folder':  # one cache entry per folder, crop and channel count
-        source = f'{os.path.abspath(config.data_dir)}|{config.crop}|{channels}'
+    if config.dataset in data.RESIZED:  # one cache entry per folder, crop, resize and channels
+        folder = os.path.abspath(config.data_dir) if config.dataset == 'folder' else ''
+        source = f'{folder}|{config.crop}|{config.resize}|{channels}'
         name += '-' + hashlib.sha1(source.encode()).hexdigest()[:10]
     path = os.path.join(stats_dir, f'{name}_train_{size}_{features.stats_key}_{num_images}.npz')
 
     def compute():
-        ds, _ = data.load_dataset(config.dataset, 'train', batch_size, config.data_dir or None,
-                                  seed=0, repeat=False, size=size, channels=channels,
-                                  crop=config.crop, drop_remainder=False, limit=num_images)
-        return fid.activation_statistics(features, ds)
+        return fid.activation_statistics(features, images(config, 'train', num_images, batch_size))
 
     return fid.cached_stats(path, compute, features.dim)
 
 
 def images(config, split, limit, batch_size):
     """The first `limit` images of a split in a fixed shuffle (seed 0), batch by batch."""
-    size, channels = config.image_shape()
     return data.load_dataset(config.dataset, split, batch_size, config.data_dir or None, seed=0,
-                             repeat=False, size=size, channels=channels, crop=config.crop,
-                             drop_remainder=False, limit=limit)[0]
+                             repeat=False, **config.image_args(), drop_remainder=False,
+                             limit=limit)[0]
 
 
 def real_features(features, config, num_images, batch_size=500):
