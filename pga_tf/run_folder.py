@@ -223,9 +223,12 @@ class RunFolder:
                     os.replace(os.path.join(self.checkpoint_dir, name), os.path.join(target, name))
         if newest:
             # Names relative to the folder, as CheckpointManager writes them.
+            # The CheckpointState text proto, written here: TF's writer is deprecated and says so
+            # on stderr at every resume.
             names = [os.path.basename(p) for p in self.checkpoints()]
-            tf.compat.v1.train.update_checkpoint_state(self.checkpoint_dir, names[0],
-                                                       all_model_checkpoint_paths=names[::-1])
+            write_atomic(os.path.join(self.checkpoint_dir, 'checkpoint'), ''.join(
+                [f'model_checkpoint_path: "{names[0]}"\n']
+                + [f'all_model_checkpoint_paths: "{name}"\n' for name in names[::-1]]))
             if damaged:
                 logging.warning('Resuming from %s, the newest checkpoint that can be read', newest)
         return newest

@@ -121,6 +121,10 @@ def test_missing_pointer_file_resumes_from_the_files(trained, tmp_path):
     config, _ = trained
     run = copy_run(trained, tmp_path)
     os.remove(os.path.join(run.checkpoint_dir, 'checkpoint'))
+    newest = run.recover_checkpoints()
+    state = tf.train.get_checkpoint_state(run.checkpoint_dir)  # TensorFlow reads the rebuilt file
+    assert state.model_checkpoint_path == newest
+    assert list(state.all_model_checkpoint_paths) == run.checkpoints()[::-1]
     tr = train_lib.train(dataclasses.replace(config, train_steps=5), run.path)
     assert int(tr.step) == 5 and run.history()[-1]['step'] == 4
 
