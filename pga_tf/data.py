@@ -63,6 +63,11 @@ def to_uint8(images):
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
 
 
+def quantise(images):
+    """float [-1, 1] -> the nearest of the 256 levels an image file holds, float [-1, 1]."""
+    return to_float(to_uint8(images))
+
+
 def center_crop_resize(image, crop, size, resize='bicubic'):
     """Central `crop`x`crop` square (0: the largest one) resized to `size`x`size` by `resize`
     (one of `RESIZES`), clipped to [0, 255] and rounded to uint8.

@@ -25,7 +25,9 @@ cli_flags.define('run_dir', 'checkpoint', 'sample_seed')
 config.define_flags(FLAGS, ('features', 'inception_path', 'stats_dir'))
 flags.DEFINE_integer('num_samples', 5000, 'Samples per distance (the paper: 5,000).', lower_bound=10)
 flags.DEFINE_integer('repeats', 3, 'Independent sample sets, for mean ± std.', lower_bound=1)
-flags.DEFINE_integer('real_samples', 10_000, 'Training images behind the real statistics.', lower_bound=2)
+flags.DEFINE_integer('real_samples', 0, 'Training images behind the real statistics (0: the whole '
+                     'training split, as the original).', lower_bound=0)
+flags.register_validator('real_samples', lambda v: v != 1, '--real_samples must be 0 (all) or at least 2')
 flags.DEFINE_integer('eval_batch_size', 500, 'Images per feature batch.', lower_bound=1)
 
 

@@ -19,7 +19,6 @@ _FIXED_BATCH = 48
 _NUM_SAMPLES = 64
 # In-loop evaluation: feature batch and real images behind the reference statistics.
 _EVAL_BATCH = 500
-_REAL_IMAGES = 10_000
 
 
 def total_steps(config, num_train, global_batch):
@@ -104,7 +103,7 @@ def _in_loop_evaluation(config):
     stats_dir = config.stats_dir or evaluator.default_stats_dir()
     features = evaluator.make_features(config.features, config.dataset, stats_dir,
                                        config.inception_path, config.data_dir or None)
-    reference = evaluator.real_stats(features, config, stats_dir, _REAL_IMAGES, _EVAL_BATCH)
+    reference = evaluator.real_stats(features, config, stats_dir, batch_size=_EVAL_BATCH)
     real = evaluator.real_features(features, config, config.eval_samples, _EVAL_BATCH)
     held_out = list(evaluator.images(config, data.DATASETS[config.dataset].eval_split,
                                       config.eval_samples, _EVAL_BATCH))

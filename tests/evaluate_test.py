@@ -87,3 +87,26 @@ def test_in_loop_evaluation_is_logged(prepared, tmp_path):
         assert tags[f'eval/{metric}_classifier_v1'] == [2, 4], metric
     for name in ('data_fd', 'generated_fd', 'zn_rec', 'data_norm_p50', 'prior_norm_p99'):
         assert tags[f'latent/{name}'] == [2, 4], name
+
+
+class _PooledFeatures:
+    """A stand-in feature map: 7x7 average pooling of digits."""
+    key = stats_key = 'pooled'
+    dim = 49
+
+    def __call__(self, images):
+        import tensorflow as tf
+        return tf.reshape(tf.nn.avg_pool2d(images, 4, 4, 'VALID'), [-1, 49]).numpy()
+
+
+def test_real_statistics_cover_the_whole_training_split_by_default(tmp_path):
+    import numpy as np
+    from pga_tf import data
+
+    config = small_config('mnist_5k', 'vpga')
+    mean, _, count = evaluator.real_stats(_PooledFeatures(), config, str(tmp_path))
+    train = data.mnist_5k_arrays('train').astype(np.float64) / 127.5 - 1
+    assert count == len(train) == 4500
+    np.testing.assert_allclose(mean, train.reshape(-1, 7, 4, 7, 4).mean((0, 2, 4)).ravel(), atol=1e-5)
+    assert os.listdir(tmp_path) == ['mnist_5k_train_28_pooled_4500.npz']
+    assert evaluator.real_stats(_PooledFeatures(), config, str(tmp_path), 1000)[2] == 1000

@@ -33,11 +33,26 @@ def test_inception_path_with_a_stand_in(tmp_path):
     grey = np.random.RandomState(0).uniform(-1, 1, (5, 28, 28, 1)).astype(np.float32)
     out = extractor(grey)
     assert out.shape == (5, 7)
-    # Resized to 299 (bilinear) and grey copied to RGB before the network.
+    # TF-GAN's preprocess_image: [0, 255], TF1 bilinear to 299, (v - 128) / 128; grey to RGB.
     np.testing.assert_array_equal(out[:, 6], 299)
     np.testing.assert_allclose(out[:, 0], out[:, 1])
-    resized = tf.image.resize(grey, [299, 299], method='bilinear').numpy()
-    np.testing.assert_allclose(out[:, 0], resized.mean((1, 2, 3)), rtol=1e-4, atol=1e-6)
+    m = _tf1_bilinear_matrix(28, 299)
+    values = (grey[..., 0].astype(np.float64) + 1) * 127.5
+    resized = (np.einsum('ih,nhw,jw->nij', m, values, m) - 128) / 128
+    np.testing.assert_allclose(out[:, 0], resized.mean((1, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[:, 3], resized.std((1, 2)), rtol=1e-4, atol=1e-6)
+
+
+def _tf1_bilinear_matrix(n_in, n_out):
+    """TF1's resize_bilinear along one axis: output i samples input i * n_in / n_out (the
+    legacy grid), between floor and the next pixel (the last repeated)."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        src = i * n_in / n_out
+        x0 = int(np.floor(src))
+        m[i, x0] += 1 - (src - x0)
+        m[i, min(x0 + 1, n_in - 1)] += src - x0
+    return m
 
 
 def test_unreachable_inception_says_what_to_do(tmp_path, monkeypatch):

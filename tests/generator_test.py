@@ -28,13 +28,14 @@ def test_grid_evaluation_and_export_agree(bn, tmp_path):
     grid = np.array(Image.open(run_dir / 'samples' / 'samples_0000003.png'))
     tiles = grid.reshape(8, 28, 8, 28).transpose(0, 2, 1, 3).reshape(64, 28, 28)
     assert np.abs(tiles.astype(int) - served[..., 0].astype(int)).max() <= 1
-    # The distance that evaluation computes equals the one from the export's images.
+    # The distance that evaluation computes equals the one from the export's uint8 images.
     reference = fid.activation_statistics(
         pooled_features, [data.to_float(data.mnist_5k_arrays('test')[:300])])
     ours = evaluator.distance_to(reference, evaluator.feature_array(
         pooled_features, evaluator.sample_batches(run.decoder, 8, 300, 100, seed=5)))
     theirs = fid.activation_statistics(pooled_features, [
-        exported.signatures['decode'](z=z)['images'] for z in evaluator.prior_samples(8, 300, 100, 5)])
+        data.to_float(exported.signatures['serving_default'](z=z)['images'])
+        for z in evaluator.prior_samples(8, 300, 100, 5)])
     np.testing.assert_allclose(fid.frechet_distance(theirs[0], theirs[1], *reference[:2]), ours,
                                rtol=1e-4)
 

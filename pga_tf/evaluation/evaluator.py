@@ -43,12 +43,16 @@ def make_features(kind, dataset, stats_dir, inception_path='', data_dir=None):
     return ClassifierFeatures(dataset, stats_dir, data_dir)
 
 
-def real_stats(features, config, stats_dir, num_images, batch_size=500):
-    """Statistics of `num_images` training images, computed once and cached.
+def real_stats(features, config, stats_dir, num_images=0, batch_size=500):
+    """Statistics of `num_images` training images (0: the whole training split, as the
+    original's precomputed statistics), computed once and cached.
 
     The images are a fixed shuffle (seed 0) of the split: mnist_5k, for one, is sorted by class.
     """
     size, channels = config.image_shape()
+    split_size = data.image_source(config.dataset, 'train', config.data_dir or None,
+                                   **config.image_args())[1]
+    num_images = min(num_images or split_size, split_size)
     name = config.dataset
     if config.dataset in data.RESIZED:  # one cache entry per folder, crop, resize and channels
         folder = os.path.abspath(config.data_dir) if config.dataset == 'folder' else ''
@@ -76,9 +80,10 @@ def real_features(features, config, num_images, batch_size=500):
 
 def sample_batches(decoder, z_dim, num, batch_size, seed):
     """g(z) for `num` z ~ N(0, I) drawn from a generator seeded `seed`, batch by batch, from a
-    `generator.prepare`d decoder."""
+    `generator.prepare`d decoder; quantised to uint8's levels, as real images and the exported
+    generator's are (the original's FID truncates them to uint8)."""
     for z in prior_samples(z_dim, num, batch_size, seed):
-        yield generator.generate(decoder, z)
+        yield data.quantise(generator.generate(decoder, z))
 
 
 def prior_samples(z_dim, num, batch_size, seed):
@@ -89,9 +94,9 @@ def prior_samples(z_dim, num, batch_size, seed):
 
 
 def reconstruction_batches(encoder, decoder, image_batches):
-    """g(f(x)) (with f's mean) for each batch of held-out images."""
+    """g(f(x)) (with f's mean) for each batch of held-out images, quantised as `sample_batches`."""
     for x in image_batches:
-        yield decoder(losses.encode(encoder, x, False)[0], training=False)
+        yield data.quantise(decoder(losses.encode(encoder, x, False)[0], training=False))
 
 
 def feature_array(features, image_batches):
@@ -107,7 +112,7 @@ def distance_to(reference, activations):
 
 
 def evaluate_models(encoder, decoder, config, features, stats_dir, num_samples=5000, repeats=3,
-                    batch_size=500, real_images=10_000, seed=0):
+                    batch_size=500, real_images=0, seed=0):
     """Sample distance (mean ± std over `repeats` sample sets), reconstruction distance, and the
     k-NN and kernel metrics (`metrics.all_metrics`) of the first sample set and of the
     reconstructions, against the features of `num_samples` training images.

@@ -60,7 +60,10 @@ def load_inception(path=None):
 
 
 class InceptionFeatures:
-    """pool_3 activations of tensorflow-gan's Inception: 299x299 bilinear, grey -> RGB."""
+    """pool_3 activations of tensorflow-gan's Inception, its images prepared as TF-GAN's
+    `preprocess_image` (and TTUR's graph, the original's FID) prepare uint8 images: values
+    in [0, 255], TF1's bilinear resize to 299x299 (legacy pixel grid), (v - 128) / 128; grey
+    copied to RGB."""
 
     def __init__(self, path=None, batch_size=100):
         self.path = path or INCEPTION_TFHUB
@@ -72,7 +75,10 @@ class InceptionFeatures:
 
     @tf.function(reduce_retracing=True)
     def _run(self, images):
-        images = tf.image.resize(images, [INCEPTION_SIZE, INCEPTION_SIZE], method='bilinear')
+        values = (images + 1.0) * 127.5  # [-1, 1] -> [0, 255]
+        images = (tf.compat.v1.image.resize(values, [INCEPTION_SIZE, INCEPTION_SIZE],
+                                            method=tf.compat.v1.image.ResizeMethod.BILINEAR)
+                  - 128.0) / 128.0
         if images.shape[-1] == 1:
             images = tf.image.grayscale_to_rgb(images)
         activations = self.model(images)[INCEPTION_POOL]
