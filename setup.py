@@ -13,6 +13,8 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.10',
     packages=find_packages(include=['pga_tf', 'pga_tf.*']),
+    # The offline features of 28x28 digits (pga_tf/evaluation/classifier.py).
+    package_data={'pga_tf.evaluation': ['digits_classifier.keras', 'digits_classifier.json']},
     # The paper presets travel with the package (see pga_tf/cli_flags.py).
     data_files=[('pga_tf_flags', [str(p.relative_to(ROOT)) for p in sorted((ROOT / 'flags').glob('*.cfg'))])],
     install_requires=[

@@ -56,7 +56,6 @@ def make_material(root):
     from PIL import Image
 
     from pga_tf import cli_flags, export_lib, run_folder, train_lib
-    from pga_tf.evaluation import classifier
 
     config = dataclasses.replace(cli_flags.read_preset('mnist_5k', 'vpga'), width=0.0625, z_dim=4,
                                  batch_size=8, train_steps=4, checkpoint_every=2, log_every=1,
@@ -64,7 +63,6 @@ def make_material(root):
     train_lib.train(config, os.path.join(root, 'run'))
     run = run_folder.RunFolder(os.path.join(root, 'run')).load()
     export_lib.export(run.encoder, run.decoder, os.path.join(root, 'export'))
-    classifier.ClassifierFeatures('mnist_5k', os.path.join(root, 'stats'), epochs=1)
     rng = np.random.RandomState(0)
     os.makedirs(os.path.join(root, 'images'))
     for i in range(16):
@@ -302,7 +300,7 @@ def cases():
                 'non-finite', prepare=nan_checkpoint),
         refused('evaluate extra argument', 'evaluate', [run, *ev, 'extra'], 'argument'),
         ok('evaluate with the newest checkpoint damaged', 'evaluate', [run, *ev],
-           all_checks(exists('run/eval_classifier_v1_2_100x1.json'),
+           all_checks(exists('run/eval_classifier_v2_2_100x1.json'),
                       exists('run/checkpoints/ckpt-4.index')), says='damaged',
            prepare=lambda f: truncate(newest_data(f))),
         ok('evaluate twice, smaller second', 'evaluate', [run, *ev, '--num_samples=50'],
@@ -312,11 +310,8 @@ def cases():
                             ('NaN', lambda f: _nan_stats(stats_file(f))),
                             ('wrong dimension', lambda f: _wrong_dim_stats(stats_file(f)))]:
         out.append(ok(f'evaluate with {damage} cached statistics', 'evaluate', [run, *ev],
-                      exists('run/eval_classifier_v1_4_100x1.json'), says='computing the statistics again',
+                      exists('run/eval_classifier_v2_4_100x1.json'), says='computing the statistics again',
                       prepare=_with_stats(prepare)))
-    out.append(ok('evaluate with a damaged cached classifier', 'evaluate', [run, *ev],
-                  exists('run/eval_classifier_v1_4_100x1.json'), says='training the classifier again',
-                  prepare=lambda f: truncate(os.path.join(f, 'stats', 'mnist_5k_classifier_v1.keras'))))
     # export
     exp = [run, '--export_dir=out']
     out += [

@@ -68,6 +68,7 @@ def main(argv):
               file=sys.stderr)
         sys.exit(1)
     result.update(run_dir=FLAGS.run_dir, checkpoint=path, step=step, features=features.key,
+                  features_id=features.stats_key,
                   dataset=config.dataset, model=config.model,
                   classifier_accuracy=getattr(features, 'accuracy', None))
     out = folder.eval_path(features.key, step, FLAGS.num_samples, FLAGS.repeats)

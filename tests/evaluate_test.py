@@ -14,10 +14,9 @@ from train_lib_test import _events, small_config
 
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory):
-    """A short mnist_5k run, and a stats dir holding a (quickly trained) classifier."""
+    """A short mnist_5k run, and a stats dir."""
     root = tmp_path_factory.mktemp('evaluate')
     stats_dir = str(root / 'stats')
-    classifier.ClassifierFeatures('mnist_5k', stats_dir, epochs=1)
     run_dir = str(root / 'run')
     train_lib.train(small_config('mnist_5k', 'vpga', train_steps=6, width=0.25, z_dim=8), run_dir)
     return run_dir, stats_dir, root
@@ -35,11 +34,12 @@ def test_offline_distance_mean_and_std_over_repeats(prepared):
                       '--repeats=2', '--real_samples=1000')
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'FID' in result.stdout and '±' in result.stdout
-    report = json.load(open(os.path.join(run_dir, 'eval_classifier_v1_6_300x2.json')))
+    report = json.load(open(os.path.join(run_dir, 'eval_classifier_v2_6_300x2.json')))
     assert len(report['fid']['values']) == 2 and report['fid']['values'][0] != report['fid']['values'][1]
     assert report['fid']['std'] > 0 and report['rec_fid'] > 0
     assert report['num_real'] == 1000 and report['num_reconstructions'] == 300
-    assert report['step'] == 6 and report['classifier_accuracy'] > 0.7
+    assert report['step'] == 6 and report['classifier_accuracy'] > 0.95
+    assert report['features_id'].startswith('classifier_v2-')  # the shipped file's digest
     # KID, precision/recall, density/coverage of samples and of reconstructions (their values
     # are checked against NumPy in metrics_test).
     for name in ('samples', 'reconstructions'):
@@ -53,8 +53,8 @@ def test_offline_distance_mean_and_std_over_repeats(prepared):
     assert 'latent: Fréchet distance to N(0, I)' in result.stdout
     # The results are the run's metrics in TensorBoard (HParams lists scalars of the run).
     tags, _ = _events(run_dir)
-    for tag in ('evaluate/fid_classifier_v1', 'evaluate/rec_fid_classifier_v1',
-                'evaluate/kid_classifier_v1', 'evaluate/rec_precision_classifier_v1',
+    for tag in ('evaluate/fid_classifier_v2', 'evaluate/rec_fid_classifier_v2',
+                'evaluate/kid_classifier_v2', 'evaluate/rec_precision_classifier_v2',
                 'evaluate/latent_data_fd'):
         assert tags[tag] == [6], tag
     # The real statistics were cached for the next evaluation.
@@ -84,7 +84,7 @@ def test_in_loop_evaluation_is_logged(prepared, tmp_path):
     train_lib.train(config, str(tmp_path / 'run'))
     tags, _ = _events(str(tmp_path / 'run'))
     for metric in ('fid', 'kid', 'kid_std', 'precision', 'recall', 'density', 'coverage'):
-        assert tags[f'eval/{metric}_classifier_v1'] == [2, 4], metric
+        assert tags[f'eval/{metric}_classifier_v2'] == [2, 4], metric
     for name in ('data_fd', 'generated_fd', 'zn_rec', 'data_norm_p50', 'prior_norm_p99'):
         assert tags[f'latent/{name}'] == [2, 4], name
 

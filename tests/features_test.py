@@ -1,4 +1,7 @@
 """Feature extractors: Inception through a stand-in SavedModel, the offline classifier, errors."""
+import json
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -72,11 +75,26 @@ def test_a_cached_hub_download_is_used_offline(tmp_path, monkeypatch):
     assert 'pool_3' in model(tf.zeros([1, 8, 8, 3]))
 
 
+def test_shipped_digits_classifier_gives_its_recorded_features_here(tmp_path):
+    """Every machine loads the same classifier for digits and computes the features recorded
+    where it was trained (to float round-off), so offline distances agree across machines."""
+    with open(classifier.SHIPPED[:-len('.keras')] + '.json') as f:
+        record = json.load(f)
+    assert os.path.getsize(classifier.SHIPPED) < 1_000_000
+    for dataset in classifier.DIGITS:
+        shipped = classifier.ClassifierFeatures(dataset, str(tmp_path))
+        assert not shipped.trained and shipped.accuracy == record['test_accuracy'] > 0.95
+        assert shipped.key == f'classifier_v{record["version"]}' and shipped.dim == 128
+    assert os.listdir(tmp_path) == []  # nothing trained, nothing cached
+    x = data.to_float(data.mnist_5k_arrays('test')[:len(record['check_features'])])
+    np.testing.assert_allclose(shipped(x), record['check_features'], rtol=1e-4, atol=1e-4)
+
+
 def test_classifier_trains_caches_and_is_reused(tmp_path):
-    first = classifier.ClassifierFeatures('mnist_5k', str(tmp_path), epochs=1)
+    first = classifier.ClassifierFeatures('mnist_5k', str(tmp_path), epochs=1, use_shipped=False)
     assert first.trained and first.accuracy > 0.7
     assert (tmp_path / f'mnist_5k_{first.key}.keras').exists()
-    again = classifier.ClassifierFeatures('mnist_5k', str(tmp_path))
+    again = classifier.ClassifierFeatures('mnist_5k', str(tmp_path), use_shipped=False)
     assert not again.trained and again.accuracy == first.accuracy
     x = data.to_float(data.mnist_5k_arrays('test')[:20])
     a, b = first(x), again(x)
@@ -85,7 +103,7 @@ def test_classifier_trains_caches_and_is_reused(tmp_path):
     # A damaged cached classifier is trained again; statistics of the old one are not reused.
     path = tmp_path / f'mnist_5k_{first.key}.keras'
     path.write_bytes(path.read_bytes()[:1000])
-    third = classifier.ClassifierFeatures('mnist_5k', str(tmp_path), epochs=1)
+    third = classifier.ClassifierFeatures('mnist_5k', str(tmp_path), epochs=1, use_shipped=False)
     assert third.trained and third.dim == 128 and third.accuracy > 0.7
     assert third.stats_key != first.stats_key == again.stats_key
 
