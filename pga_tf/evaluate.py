@@ -1,13 +1,15 @@
 """Fréchet distances of a trained run: samples from N(0, I), and reconstructions.
 
   python -m pga_tf.evaluate --run_dir=runs/mnist_5k_vpga_20261125-101500
+  python -m pga_tf.evaluate --run_dir=runs/mnist_5k_vpga_20261125-101500 --sampler=gmm
   python -m pga_tf.evaluate --run_dir=runs/celeba_vpga_... --features=inception \\
       --inception_path=/data/tfgan_inception --num_samples=5000 --repeats=3
 
 Prints mean ± std over --repeats sample sets (the paper's Table 1 protocol with Inception and
-5,000 samples) and writes eval_<features>_<step>_<num_samples>x<repeats>.json into the run
-folder. The offline `classifier` features need no network; their numbers are not comparable to
-Inception FIDs.
+5,000 samples) and writes eval_<features>[_gmm]_<step>_<num_samples>x<repeats>.json into the run
+folder. --sampler=gmm draws the codes from a Gaussian mixture fitted to training codes (the
+ex-post baseline; gmm_<step>.npz in the run folder). The offline `classifier` features need no
+network; their numbers are not comparable to Inception FIDs.
 """
 import json
 import sys
@@ -15,7 +17,7 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config, data, paths, run_folder, summaries
+from pga_tf import cli_flags, config, data, gmm, paths, run_folder, summaries
 from pga_tf.config import ConfigError
 from pga_tf.evaluation import evaluator, fid, latent
 from pga_tf.evaluation.features import FeaturesUnavailable
@@ -29,15 +31,20 @@ flags.DEFINE_integer('real_samples', 0, 'Training images behind the real statist
                      'training split, as the original).', lower_bound=0)
 flags.register_validator('real_samples', lambda v: v != 1, '--real_samples must be 0 (all) or at least 2')
 flags.DEFINE_integer('eval_batch_size', 500, 'Images per feature batch.', lower_bound=1)
+flags.DEFINE_enum('sampler', 'prior', ['prior', 'gmm'], 'Latent samples: prior N(0, I), or gmm '
+                  '(a 10-component mixture fitted to training codes, saved as gmm_<step>.npz).')
 
 
-def _scalars(result, key):
+def _scalars(result, key, sampler):
     """The results as TensorBoard tags evaluate/<metric>_<features> (latent ones without the
-    features), so that a sweep's runs sort by them in the HParams dashboard."""
-    scalars = {f'evaluate/fid_{key}': result['fid']['mean'], f'evaluate/fid_std_{key}': result['fid']['std'],
+    features; gmm_ before the metrics of mixture samples), so that a sweep's runs sort by them
+    in the HParams dashboard."""
+    kind = '' if sampler == 'prior' else f'{sampler}_'
+    scalars = {f'evaluate/{kind}fid_{key}': result['fid']['mean'],
+               f'evaluate/{kind}fid_std_{key}': result['fid']['std'],
                f'evaluate/rec_fid_{key}': result['rec_fid']}
     for group in ('samples', 'reconstructions'):
-        prefix = 'rec_' if group == 'reconstructions' else ''
+        prefix = 'rec_' if group == 'reconstructions' else kind
         scalars.update({f'evaluate/{prefix}{name}_{key}': v for name, v in result[group].items()})
     scalars.update({f'evaluate/latent_{name}': v for name, v in result['latent'].items()})
     return scalars
@@ -56,10 +63,12 @@ def main(argv):
         encoder, decoder, step, path = run.encoder, run.decoder, run.step, run.checkpoint
         features = evaluator.make_features(FLAGS.features, config.dataset, stats_dir,
                                            FLAGS.inception_path, config.data_dir or None)
+        mixture = (evaluator.fitted_mixture(folder, run, FLAGS.eval_batch_size)
+                   if FLAGS.sampler == 'gmm' else None)
         result = evaluator.evaluate_models(
             encoder, decoder, config, features, stats_dir, FLAGS.num_samples, FLAGS.repeats,
-            FLAGS.eval_batch_size, FLAGS.real_samples, FLAGS.sample_seed)
-    except (ConfigError, data.DataError, FeaturesUnavailable, fid.StatsError) as err:
+            FLAGS.eval_batch_size, FLAGS.real_samples, FLAGS.sample_seed, mixture)
+    except (ConfigError, data.DataError, FeaturesUnavailable, fid.StatsError, gmm.GMMError) as err:
         print(f'pga_tf.evaluate: error: {err}', file=sys.stderr)
         sys.exit(2)
     if not np.isfinite([*result['fid']['values'], result['rec_fid']]).all():
@@ -70,12 +79,15 @@ def main(argv):
     result.update(run_dir=FLAGS.run_dir, checkpoint=path, step=step, features=features.key,
                   features_id=features.stats_key,
                   dataset=config.dataset, model=config.model,
-                  classifier_accuracy=getattr(features, 'accuracy', None))
-    out = folder.eval_path(features.key, step, FLAGS.num_samples, FLAGS.repeats)
+                  classifier_accuracy=getattr(features, 'accuracy', None), sampler=FLAGS.sampler)
+    if mixture is not None:
+        result['gmm'] = {'components': len(mixture.weights), 'num_codes': mixture.num_codes,
+                         'log_likelihood': mixture.log_likelihood, 'path': folder.gmm_path(step)}
+    out = folder.eval_path(features.key, step, FLAGS.num_samples, FLAGS.repeats, FLAGS.sampler)
     paths.write_atomic(out, json.dumps(result, indent=2))
-    summaries.write_scalars(folder.log_dir, step, _scalars(result, features.key))
+    summaries.write_scalars(folder.log_dir, step, _scalars(result, features.key, FLAGS.sampler))
     f_mean, f_std = result['fid']['mean'], result['fid']['std']
-    print(f'{config.model} on {config.dataset} at step {step}, {features.key} features: '
+    print(f'{config.model} on {config.dataset} at step {step}, {FLAGS.sampler} samples, {features.key} features: '
           f'FID {f_mean:.2f} ± {f_std:.2f} ({FLAGS.repeats} x {FLAGS.num_samples} samples), '
           f'reconstruction FID {result["rec_fid"]:.2f} ({result["num_reconstructions"]} images).')
     for name in ('samples', 'reconstructions'):

@@ -4,13 +4,16 @@
 
 writes exports/pga_mnist/<next version>/ (atomically) and exports/pga_mnist/models.config.
 The decoder is the generator at inference (pga_tf.generator), as in the run's grids and
-evaluations; with batch norm, the encoder's statistics are recomputed on training images.
+evaluations; with batch norm, the encoder's statistics are recomputed on training images. When
+the training images can be read, the Gaussian mixture of their codes (the run folder's
+gmm_<step>.npz, fitted with the checkpoint's encoder as `pga_tf.evaluate --sampler=gmm` fits it)
+is exported as the `sample_gmm` signature.
 """
 import sys
 
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, data, export_lib, generator, losses, run_folder
+from pga_tf import cli_flags, data, export_lib, generator, gmm, losses, run_folder
 from pga_tf.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
@@ -31,6 +34,16 @@ def _recompute_encoder_batch_norm(config, encoder):
         logging.warning('Encoder batch-norm statistics kept (no training data: %s)', err)
 
 
+def _mixture(folder, run):
+    from pga_tf.evaluation import evaluator
+
+    try:
+        return evaluator.fitted_mixture(folder, run)
+    except (data.DataError, gmm.GMMError) as err:
+        logging.warning('No sample_gmm signature: the codes\' mixture cannot be fitted (%s)', err)
+        return None
+
+
 def main(argv):
     if len(argv) > 1 or not FLAGS.run_dir or not FLAGS.export_dir:
         print('pga_tf.export: error: give --run_dir and --export_dir, and no other arguments',
@@ -38,10 +51,13 @@ def main(argv):
         sys.exit(2)
     try:
         export_lib.check_model_folder(FLAGS.export_dir)
-        run = run_folder.RunFolder(FLAGS.run_dir).load(FLAGS.checkpoint)
+        folder = run_folder.RunFolder(FLAGS.run_dir)
+        run = folder.load(FLAGS.checkpoint)
         config, encoder, decoder, step = run.config, run.encoder, run.decoder, run.step
+        mixture = _mixture(folder, run)  # before the encoder's statistics change
         _recompute_encoder_batch_norm(config, encoder)
-        path = export_lib.export(encoder, decoder, FLAGS.export_dir, FLAGS.version or None)
+        path = export_lib.export(encoder, decoder, FLAGS.export_dir, FLAGS.version or None,
+                                 mixture)
     except (ConfigError, export_lib.ExportError) as err:
         print(f'pga_tf.export: error: {err}', file=sys.stderr)
         sys.exit(2)

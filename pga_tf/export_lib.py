@@ -7,6 +7,9 @@ Signatures (batch dimension None):
   encode           images uint8 [B, H, W, C]             -> z float32 (z_mu)
   reconstruct      images uint8 [B, H, W, C]             -> images uint8
   interpolate      z_start, z_end float32 [B, z_dim], steps int32 [] -> images uint8 [B, steps, H, W, C]
+  sample_gmm       num_samples int32 [], seed int64 []   -> images uint8, z float32: z from the
+                   Gaussian mixture of the training codes (pga_tf.gmm), held as graph constants;
+                   present when the export was given a mixture
 """
 import os
 import re
@@ -14,7 +17,7 @@ import shutil
 
 import tensorflow as tf
 
-from pga_tf import data, generator, losses, paths
+from pga_tf import data, generator, gmm, losses, paths
 
 MODELS_CONFIG = 'models.config'
 # Written before being renamed into place: .tmp-<version>-<pid>/, models.config.tmp-<pid>.
@@ -27,9 +30,10 @@ class ExportError(Exception):
 
 
 class GeneratorModule(tf.Module):
-    """Encoder and decoder in inference mode behind explicit signatures."""
+    """Encoder and decoder in inference mode behind explicit signatures (and the codes'
+    Gaussian mixture, when given, behind `sample_gmm`)."""
 
-    def __init__(self, encoder, decoder):
+    def __init__(self, encoder, decoder, mixture=None):
         super().__init__(name='pga_generator')
         self.encoder, self.decoder = encoder, decoder
         # Keras 3 variables are not tf.Variables, so tf.Module does not see them; without their
@@ -73,9 +77,21 @@ class GeneratorModule(tf.Module):
             return {'images': tf.reshape(images, tf.concat([[-1, steps], tf.shape(images)[1:]], 0))}
 
         self.sample, self.interpolate = sample, interpolate
+        self.has_mixture = mixture is not None
+        if self.has_mixture:
+            mixture_constants = gmm.constants(mixture)
+
+            @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name='num_samples'),
+                                          tf.TensorSpec([], tf.int64, name='seed')])
+            def sample_gmm(num_samples, seed):
+                z = gmm.draw(*mixture_constants, num_samples, seed)
+                return {'images': data.to_uint8(generate(z)), 'z': z}
+
+            self.sample_gmm = sample_gmm
 
     def signatures(self):
-        return {name: getattr(self, name) for name in SIGNATURES}
+        names = SIGNATURES + (('sample_gmm',) if self.has_mixture else ())
+        return {name: getattr(self, name) for name in names}
 
 
 def versions(export_dir):
@@ -135,8 +151,9 @@ def _alive(pid):
     return True
 
 
-def export(encoder, decoder, export_dir, version=None):
-    """Writes `<export_dir>/<version>/` atomically, and `<export_dir>/models.config`.
+def export(encoder, decoder, export_dir, version=None, mixture=None):
+    """Writes `<export_dir>/<version>/` atomically, and `<export_dir>/models.config`; with a
+    `gmm.GaussianMixture` of the codes, the `sample_gmm` signature too.
 
     The SavedModel is written to a temporary folder beside the version and renamed into place
     only when complete: a server polling `export_dir` never sees a half-written version, and a
@@ -157,7 +174,7 @@ def export(encoder, decoder, export_dir, version=None):
     _remove_leftovers(export_dir)
     tmp = os.path.join(export_dir, f'.tmp-{version}-{os.getpid()}')
     try:
-        module = GeneratorModule(encoder, decoder)
+        module = GeneratorModule(encoder, decoder, mixture)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         os.rename(tmp, final)
     finally:

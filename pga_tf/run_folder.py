@@ -66,10 +66,15 @@ class RunFolder:
         self.log_dir = os.path.join(self.path, TRAIN_LOGS)
         self.fixed_z_path = os.path.join(self.path, FIXED_Z)
 
-    def eval_path(self, features, step, num_samples, repeats):
+    def eval_path(self, features, step, num_samples, repeats, sampler='prior'):
         """The result file of an evaluation: named by what produced it, so an evaluation with
         fewer samples never replaces a larger one of the same step."""
-        return os.path.join(self.path, f'eval_{features}_{step}_{num_samples}x{repeats}.json')
+        kind = '' if sampler == 'prior' else f'{sampler}_'
+        return os.path.join(self.path, f'eval_{features}_{kind}{step}_{num_samples}x{repeats}.json')
+
+    def gmm_path(self, step):
+        """The Gaussian mixture of the codes at `step` (pga_tf.gmm), fitted once."""
+        return os.path.join(self.path, f'gmm_{step}.npz')
 
     # Settings and history.
 

@@ -1,6 +1,7 @@
 """Draws a grid from an exported generator, with nothing but the SavedModel.
 
   python -m pga_tf.sample --export_dir=exports/pga_mnist --num=64 --sample_seed=0 --out=grid.png
+  python -m pga_tf.sample --export_dir=exports/pga_mnist --sampler=gmm
   python -m pga_tf.sample --export_dir=exports/pga_mnist --mode=interpolate --num=8 --interp_steps=10
 
 --export_dir is a model folder (the latest version is used, or --version) or a version folder.
@@ -22,6 +23,8 @@ flags.DEFINE_enum('mode', 'sample', ['sample', 'interpolate'], 'What to draw.')
 flags.DEFINE_integer('interp_steps', 10, 'Images per interpolation row.', lower_bound=2,
                      upper_bound=256)
 flags.DEFINE_string('out', 'grid.png', 'PNG file of the grid.')
+flags.DEFINE_enum('sampler', 'prior', ['prior', 'gmm'], 'Codes of --mode=sample: prior N(0, I) '
+                  '(signature sample), or the mixture of training codes (sample_gmm).')
 
 
 def version_dir(export_dir, version=0):
@@ -48,11 +51,20 @@ def load(path):
     return model
 
 
-def draw(model, mode, num, seed, steps):
-    """uint8 grid of `num` samples, or `num` interpolation rows of `steps` images."""
+def draw(model, mode, num, seed, steps, sampler='prior'):
+    """uint8 grid of `num` samples (codes from the prior or the export's mixture), or `num`
+    interpolation rows of `steps` images.
+
+    Raises:
+      ExportError: --sampler=gmm and the export has no `sample_gmm` signature.
+    """
     if mode == 'sample':
-        images = model.signatures['sample'](num_samples=tf.constant(num, tf.int32),
-                                            seed=tf.constant(seed, tf.int64))['images'].numpy()
+        name = 'sample' if sampler == 'prior' else 'sample_gmm'
+        if name not in model.signatures:
+            raise export_lib.ExportError(f'this export has no {name!r} signature (it was exported '
+                                         'without training data to fit the mixture to)')
+        images = model.signatures[name](num_samples=tf.constant(num, tf.int32),
+                                        seed=tf.constant(seed, tf.int64))['images'].numpy()
         return summaries.uint8_grid(images, int(math.ceil(math.sqrt(num))))
     z_dim = model.signatures['serving_default'].structured_input_signature[1]['z'].shape[-1]
     z = tf.random.stateless_normal([2, num, z_dim], seed=[seed, 1])
@@ -69,10 +81,11 @@ def main(argv):
         paths.output_file('out', FLAGS.out, '.png')
         path = version_dir(FLAGS.export_dir, FLAGS.version)
         model = load(path)
+        grid = draw(model, FLAGS.mode, FLAGS.num, FLAGS.sample_seed, FLAGS.interp_steps,
+                    FLAGS.sampler)
     except (ConfigError, export_lib.ExportError) as err:
         print(f'pga_tf.sample: error: {err}', file=sys.stderr)
         sys.exit(2)
-    grid = draw(model, FLAGS.mode, FLAGS.num, FLAGS.sample_seed, FLAGS.interp_steps)
     summaries.write_png(grid, FLAGS.out)
     print(f'{FLAGS.out}: {grid.shape[1]}x{grid.shape[0]} from {path}')
 

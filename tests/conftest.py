@@ -11,14 +11,18 @@ Z_DIM = 8
 
 @pytest.fixture(scope='session')
 def exported(tmp_path_factory):
-    """A short mnist_5k run, its restored models, and their export (shared by the export,
-    serving and sample tests)."""
+    """A short mnist_5k run, its restored models, and their export with the mixture of its
+    codes (run/gmm_3.npz) (shared by the export, serving and sample tests)."""
     from pga_tf import export_lib, run_folder, train_lib
+    from pga_tf.evaluation import evaluator
     from train_lib_test import small_config
 
     root = tmp_path_factory.mktemp('export')
     run_dir = str(root / 'run')
     train_lib.train(small_config('mnist_5k', 'vpga', train_steps=3, width=0.25, z_dim=Z_DIM), run_dir)
-    run = run_folder.RunFolder(run_dir).load()
-    path = export_lib.export(run.encoder, run.decoder, str(root / 'exports' / 'pga_mnist'))
+    folder = run_folder.RunFolder(run_dir)
+    run = folder.load()
+    mixture = evaluator.fitted_mixture(folder, run)
+    path = export_lib.export(run.encoder, run.decoder, str(root / 'exports' / 'pga_mnist'),
+                             mixture=mixture)
     return root, run.encoder, run.decoder, path

@@ -110,3 +110,34 @@ def test_real_statistics_cover_the_whole_training_split_by_default(tmp_path):
     np.testing.assert_allclose(mean, train.reshape(-1, 7, 4, 7, 4).mean((0, 2, 4)).ravel(), atol=1e-5)
     assert os.listdir(tmp_path) == ['mnist_5k_train_28_pooled_4500.npz']
     assert evaluator.real_stats(_PooledFeatures(), config, str(tmp_path), 1000)[2] == 1000
+
+
+def test_mixture_is_fitted_once_per_checkpoint_and_again_when_damaged(prepared, tmp_path, caplog):
+    import shutil
+
+    import numpy as np
+    from pga_tf import data, losses
+
+    shutil.copytree(prepared[0], tmp_path / 'run')
+    folder = run_folder.RunFolder(tmp_path / 'run')
+    run = folder.load()
+    first = evaluator.fitted_mixture(folder, run, batch_size=1000)
+    path = folder.gmm_path(6)
+    assert first.num_codes == 4500 and len(first.weights) == 10
+    # EM's last M-step: the mixture's mean is the mean of the codes it was fitted to.
+    codes = losses.encode(run.encoder, data.to_float(data.mnist_5k_arrays('train')), False)[0]
+    np.testing.assert_allclose(first.weights @ first.means, codes.numpy().mean(0), atol=1e-4)
+    written = os.path.getmtime(path)
+    again = evaluator.fitted_mixture(folder, run)
+    assert os.path.getmtime(path) == written
+    np.testing.assert_array_equal(again.covariances, first.covariances)
+    with open(path, 'r+b') as f:
+        f.truncate(100)
+    refitted = evaluator.fitted_mixture(folder, run, batch_size=1000)
+    assert 'fitting the mixture again' in caplog.text
+    np.testing.assert_allclose(refitted.means, first.means, rtol=1e-6)
+    result = evaluator.evaluate_models(run.encoder, run.decoder, run.config, _PooledFeatures(),
+                                       str(tmp_path / 'stats'), num_samples=100, repeats=1,
+                                       mixture=first)
+    assert np.isfinite(result['fid']['mean'])
+    assert folder.eval_path('k', 6, 100, 1, 'gmm').endswith('eval_k_gmm_6_100x1.json')

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import data, export_lib, generator, models
+from pga_tf import data, export_lib, generator, gmm, models
 from conftest import Z_DIM
 
 
@@ -29,6 +29,8 @@ b = m.signatures['sample'](num_samples=tf.constant(5), seed=tf.constant(7, tf.in
 c = m.signatures['sample'](num_samples=tf.constant(5), seed=tf.constant(8, tf.int64))
 out['same_seed_equal'] = bool(np.array_equal(a['images'], b['images']))
 out['other_seed_differs'] = not np.array_equal(a['z'], c['z'])
+g = run('sample_gmm', num_samples=tf.constant(5), seed=tf.constant(7, tf.int64))
+np.save(sys.argv[3].replace('images', 'gmm_images'), g['images'].numpy())
 run('decode', z=tf.constant(z))
 run('encode', images=tf.zeros([3, 28, 28, 1], tf.uint8))
 run('reconstruct', images=tf.zeros([3, 28, 28, 1], tf.uint8))
@@ -63,11 +65,17 @@ def test_fresh_process_loads_every_signature(exported, tmp_path):
     assert out['encode'] == {'z': [[3, Z_DIM], 'float32']}
     assert out['reconstruct'] == {'images': [[3, *image], 'uint8']}
     assert out['interpolate'] == {'images': [[2, 6, *image], 'uint8']}
+    assert out['sample_gmm'] == out['sample']
     assert out['same_seed_equal'] and out['other_seed_differs']
     assert out['bad_shape'] != 'accepted' and out['bad_dtype'] != 'accepted'
     # The export's images are the checkpoint decoder's, after the uint8 conversion.
     expected = data.to_uint8(decoder(z, training=False)).numpy()
     np.testing.assert_array_equal(np.load(tmp_path / 'images.npy'), expected)
+    # sample_gmm draws as pga_tf.gmm does from the run's mixture, seed for seed.
+    mixture = gmm.load(os.path.join(exported[0], 'run', 'gmm_3.npz'))
+    codes = gmm.draw(*gmm.constants(mixture), 5, 7)
+    np.testing.assert_array_equal(np.load(tmp_path / 'gmm_images.npy'),
+                                  data.to_uint8(decoder(codes, training=False)).numpy())
 
 
 def _cli():
@@ -80,7 +88,7 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     show = subprocess.run([_cli(), 'show', '--dir', path, '--all'], capture_output=True,
                           text=True, env=env, timeout=300)
     assert show.returncode == 0, show.stderr[-2000:]
-    for name in export_lib.SIGNATURES:
+    for name in (*export_lib.SIGNATURES, 'sample_gmm'):
         assert f"signature_def['{name}']" in show.stdout
     z = np.random.RandomState(1).normal(size=(2, Z_DIM)).astype(np.float32)
     np.save(tmp_path / 'z.npy', z)
@@ -91,6 +99,14 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     images = np.load(tmp_path / 'out' / 'images.npy')
     np.testing.assert_array_equal(images, data.to_uint8(decoder(z, training=False)).numpy())
+    # The mixture's constants load through the TF1 session loader too (TF Serving's).
+    run = subprocess.run([_cli(), 'run', '--dir', path, '--tag_set', 'serve', '--signature_def',
+                          'sample_gmm', '--input_exprs', 'num_samples=3;seed=11', '--outdir',
+                          str(tmp_path / 'gmm')], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    mixture = gmm.load(os.path.join(exported[0], 'run', 'gmm_3.npz'))
+    np.testing.assert_array_equal(np.load(tmp_path / 'gmm' / 'z.npy'),
+                                  gmm.draw(*gmm.constants(mixture), 3, 11).numpy())
 
 
 def test_versions_are_atomic_and_numbered(exported, monkeypatch):

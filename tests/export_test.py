@@ -35,6 +35,21 @@ def test_sample_draws_interpolation_rows(exported):
     assert rows.shape == (3 * 28, 7 * 28, 1)
 
 
+def test_sample_draws_from_the_exported_mixture(exported, tmp_path):
+    import numpy as np
+
+    from pga_tf import data, export_lib, gmm, sample, summaries
+
+    root, encoder, decoder, path = exported
+    grid = sample.draw(sample.load(path), 'sample', 4, 5, 0, sampler='gmm')
+    codes = gmm.draw(*gmm.constants(gmm.load(str(root / 'run' / 'gmm_3.npz'))), 4, 5)
+    expected = summaries.uint8_grid(data.to_uint8(decoder(codes, training=False)).numpy(), 2)
+    np.testing.assert_array_equal(grid, expected)
+    plain = export_lib.export(encoder, decoder, str(tmp_path / 'plain'))  # no mixture given
+    with pytest.raises(export_lib.ExportError, match="no 'sample_gmm' signature"):
+        sample.draw(sample.load(plain), 'sample', 4, 5, 0, sampler='gmm')
+
+
 def test_bad_input_exits_2_and_writes_nothing(tmp_path):
     export_dir = tmp_path / 'exports' / 'x'
     result = run('pga_tf.export', f'--run_dir={tmp_path}', f'--export_dir={export_dir}')

@@ -8,8 +8,9 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from pga_tf import data, generator, losses
+from pga_tf import data, generator, gmm, losses
 from pga_tf.evaluation import fid, latent, metrics
 from pga_tf.evaluation.features import FeaturesUnavailable, InceptionFeatures
 
@@ -78,11 +79,17 @@ def real_features(features, config, num_images, batch_size=500):
     return feature_array(features, images(config, 'train', num_images, batch_size))
 
 
-def sample_batches(decoder, z_dim, num, batch_size, seed):
-    """g(z) for `num` z ~ N(0, I) drawn from a generator seeded `seed`, batch by batch, from a
+def sample_batches(decoder, z_dim, num, batch_size, seed, mixture=None):
+    """g(z) for `num` z ~ N(0, I) drawn from a generator seeded `seed` (or from `mixture`, a
+    `gmm.GaussianMixture`, as the export's `sample_gmm` draws them), batch by batch, from a
     `generator.prepare`d decoder; quantised to uint8's levels, as real images and the exported
     generator's are (the original's FID truncates them to uint8)."""
-    for z in prior_samples(z_dim, num, batch_size, seed):
+    if mixture is None:
+        latents = prior_samples(z_dim, num, batch_size, seed)
+    else:
+        codes = gmm.draw(*gmm.constants(mixture), num, seed)
+        latents = (codes[i:i + batch_size] for i in range(0, num, batch_size))
+    for z in latents:
         yield data.quantise(generator.generate(decoder, z))
 
 
@@ -91,6 +98,33 @@ def prior_samples(z_dim, num, batch_size, seed):
     rng = tf.random.Generator.from_seed(seed)
     for start in range(0, num, batch_size):
         yield rng.normal([min(batch_size, num - start), z_dim])
+
+
+# Training images whose codes the ex-post mixture is fitted on.
+GMM_CODES = 10_000
+
+
+def fitted_mixture(folder, run, batch_size=500):
+    """The Gaussian mixture (pga_tf.gmm) of the codes f(x) of up to `GMM_CODES` training images
+    at the run's checkpoint: the run folder's gmm_<step>.npz, fitted and saved when missing or
+    damaged.
+
+    Args:
+      folder: a `run_folder.RunFolder`; run: what its `load` returned.
+    """
+    path = folder.gmm_path(run.step)
+    if os.path.exists(path):
+        try:
+            return gmm.load(path, run.config.z_dim)
+        except gmm.GMMError as err:
+            logging.warning('%s; fitting the mixture again', err)
+    codes = np.concatenate([losses.encode(run.encoder, x, False)[0].numpy()
+                            for x in images(run.config, 'train', GMM_CODES, batch_size)])
+    mixture = gmm.fit(codes)
+    mixture.save(path)
+    logging.info('Fitted a %d-component mixture to %d codes (mean log-likelihood %.3f): %s',
+                 len(mixture.weights), mixture.num_codes, mixture.log_likelihood, path)
+    return mixture
 
 
 def reconstruction_batches(encoder, decoder, image_batches):
@@ -112,10 +146,11 @@ def distance_to(reference, activations):
 
 
 def evaluate_models(encoder, decoder, config, features, stats_dir, num_samples=5000, repeats=3,
-                    batch_size=500, real_images=0, seed=0):
+                    batch_size=500, real_images=0, seed=0, mixture=None):
     """Sample distance (mean ± std over `repeats` sample sets), reconstruction distance, and the
     k-NN and kernel metrics (`metrics.all_metrics`) of the first sample set and of the
-    reconstructions, against the features of `num_samples` training images.
+    reconstructions, against the features of `num_samples` training images. Samples come
+    from N(0, I), or from `mixture` (a `gmm.GaussianMixture` of the codes) when given.
 
     Returns:
       dict with `fid` {mean, std, values}, `rec_fid` (held-out images through f and g; one
@@ -125,7 +160,7 @@ def evaluate_models(encoder, decoder, config, features, stats_dir, num_samples=5
     """
     reference = real_stats(features, config, stats_dir, real_images, batch_size)
     sample_sets = [feature_array(features, sample_batches(decoder, config.z_dim, num_samples,
-                                                          batch_size, seed + r))
+                                                          batch_size, seed + r, mixture))
                    for r in range(repeats)]
     values = [distance_to(reference, a) for a in sample_sets]
 

@@ -33,8 +33,15 @@ def kid(real, fake, max_block_size=1024):
     """
     max_block_size = min(max_block_size, -(-max(len(real), len(fake)) // 2))
     metrics, _ = tfgan.classifier_metrics()
-    value, std = metrics.kernel_classifier_distance_and_std_from_activations(
-        tf.constant(real, tf.float64), tf.constant(fake, tf.float64), max_block_size)
+    # Its map_fn(back_prop=False) logs a deprecation warning of 9 lines, twice, at every call.
+    tf_logger = tf.get_logger()
+    level = tf_logger.level
+    tf_logger.setLevel('ERROR')
+    try:
+        value, std = metrics.kernel_classifier_distance_and_std_from_activations(
+            tf.constant(real, tf.float64), tf.constant(fake, tf.float64), max_block_size)
+    finally:
+        tf_logger.setLevel(level)
     return float(value), float(std)
 
 
