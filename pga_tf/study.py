@@ -1,12 +1,15 @@
 """The offline reproduction study: VAE vs AE vs LPGA vs VPGA vs LVPGA on real digits.
 
-  python -m pga_tf.study                 # the reference study (runs/reference), ~70 min on 2 CPU cores
+  python -m pga_tf.study                 # the reference study (runs/reference), ~40 min on 2 CPU cores
   python -m pga_tf.study --quick --out_dir=/tmp/study   # a smoke version
 
 Trains every method on mnist_5k with its preset, one architecture and one step budget, for each
-seed; evaluates each with the offline Fréchet distance (classifier features: not comparable to
-Inception FIDs); writes results.json, results.md and one sample grid per method. Runs already in
---out_dir resume (or are reused when finished), so an interrupted study can be restarted.
+seed; evaluates each run's samples from the prior N(0, I) and from the Gaussian mixture of its
+training codes (the ex-post sampler, pga_tf.gmm) with the offline features (the shipped
+classifier: not comparable to Inception FIDs): Fréchet distance, KID, precision, recall,
+density, coverage, and the latent diagnostics; writes results.json, results.md and one sample
+grid per method. Runs already in --out_dir resume (or are reused when finished), so an
+interrupted study can be restarted.
 """
 import dataclasses
 import datetime
@@ -19,7 +22,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config as config_lib, device_info, losses, paths, train_lib
+from pga_tf import cli_flags, config as config_lib, device_info, losses, paths, run_folder, train_lib
 from pga_tf.evaluation import evaluator
 
 config_lib.define_flags(flags.FLAGS, ('stats_dir',))
@@ -37,6 +40,10 @@ flags.DEFINE_bool('quick', False, 'Smoke version: 4 steps, a tiny width, 1 seed,
 FLAGS = flags.FLAGS
 
 DATASET = 'mnist_5k'
+SAMPLERS = ('prior', 'gmm')
+# Columns of the table: the sample metrics of metrics.all_metrics, and latent diagnostics.
+METRICS = ('kid', 'precision', 'recall', 'density', 'coverage')
+LATENT = ('data_fd', 'generated_fd', 'zn_rec')
 
 
 def study_config(method, seed, steps, width):
@@ -52,49 +59,75 @@ def study_config(method, seed, steps, width):
 
 
 def _train_and_evaluate(config, run_dir, stats_dir, samples, repeats):
-    """One run's distances, or the step where it diverged (recorded, not hidden)."""
+    """One run's evaluation with each sampler ({'prior': ..., 'gmm': ...}), or the step where it
+    diverged (recorded, not hidden)."""
     try:
         tr = train_lib.train(config, run_dir)
     except train_lib.DivergenceError as err:
         logging.warning('%s diverged: %s', run_dir, err)
         return {'diverged': str(err)}
     features = evaluator.make_features('classifier', DATASET, stats_dir)
-    result = evaluator.evaluate_models(tr.encoder, tr.decoder, config, features, stats_dir,
-                                       samples, repeats, seed=1000 * config.seed)
-    return {**result, 'skipped_steps': int(tr.skipped.numpy())}
+    run = run_folder.LoadedRun(config, tr.encoder, tr.decoder, int(tr.step.numpy()), None)
+    mixtures = {'prior': None, 'gmm': evaluator.fitted_mixture(run_folder.RunFolder(run_dir), run)}
+    return {**{sampler: evaluator.evaluate_models(tr.encoder, tr.decoder, config, features,
+                                                  stats_dir, samples, repeats,
+                                                  seed=1000 * config.seed, mixture=mixture)
+               for sampler, mixture in mixtures.items()},
+            'skipped_steps': int(tr.skipped.numpy())}
+
+
+def _mean_std(values):
+    return {'mean': float(np.mean(values)), 'std': float(np.std(values))}
 
 
 def summarise(per_run):
-    """Mean ± std over the finished seeds of each run's mean distance, the mean within-seed std,
-    and how many seeds diverged."""
+    """Per method and sampler, over the finished seeds: mean ± std of each run's mean distance
+    and of its metrics, the mean within-seed std, the reconstruction distance and the latent
+    diagnostics; and how many seeds diverged."""
     table = {}
     for method, all_runs in per_run.items():
-        runs = [r for r in all_runs if 'fid' in r]
-        if not runs:
-            table[method] = {'seeds': 0, 'diverged': len(all_runs)}
-            continue
-        means = [r['fid']['mean'] for r in runs]
-        table[method] = {'mean': float(np.mean(means)), 'std_over_seeds': float(np.std(means)),
-                         'std_within_seed': float(np.mean([r['fid']['std'] for r in runs])),
-                         'rec_mean': float(np.mean([r['rec_fid'] for r in runs])),
-                         'skipped_steps': sum(r['skipped_steps'] for r in runs),
-                         'seeds': len(runs), 'diverged': len(all_runs) - len(runs), 'per_seed': means}
+        runs = [r for r in all_runs if 'diverged' not in r]
+        finished = {'seeds': len(runs), 'diverged': len(all_runs) - len(runs)}
+        for sampler in SAMPLERS:
+            row = dict(finished)
+            if runs:
+                results = [r[sampler] for r in runs]
+                row.update(
+                    fid=_mean_std([r['fid']['mean'] for r in results]),
+                    std_within_seed=float(np.mean([r['fid']['std'] for r in results])),
+                    rec_fid=float(np.mean([r['rec_fid'] for r in results])),
+                    skipped_steps=sum(r['skipped_steps'] for r in runs),
+                    per_seed=[r['fid']['mean'] for r in results],
+                    **{m: _mean_std([r['samples'][m] for r in results]) for m in METRICS},
+                    **{m: _mean_std([r['latent'][m] for r in results]) for m in LATENT})
+            table[f'{method}/{sampler}'] = row
     return table
 
 
 def markdown(table, settings):
-    lines = [f"Offline Fréchet distance on mnist_5k (classifier features, {settings['samples']} samples "
-             f"× {settings['repeats']} sets per run; mean ± std over {settings['seeds']} seeds; lower is better). "
-             'Not comparable to Inception FIDs.', '',
-             '| method | sample distance | within-seed std | reconstruction distance | seeds finished | skipped steps |',
-             '|---|---|---|---|---|---|']
-    for method, r in sorted(table.items(), key=lambda kv: kv[1].get('mean', float('inf'))):
-        finished = f"{r['seeds']} of {r['seeds'] + r['diverged']}"
-        if not r['seeds']:
-            lines.append(f'| {method} | diverged | | | {finished} | |')
+    lines = [f"mnist_5k, offline features (the shipped classifier), {settings['samples']} samples "
+             f"× {settings['repeats']} sets per run (metrics beside the distance: the first set); "
+             f"mean ± std over {settings['seeds']} seeds. Lower is better for the distance "
+             '(FD), KID and the latent Fréchet distances of data and generated codes to N(0, I); '
+             'higher for the others. Not comparable to Inception FIDs.', '',
+             '| method | sampler | FD | KID | precision | recall | density | coverage | '
+             'reconstruction FD | latent FD data / generated | seeds finished |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+    def cell(row, name, digits):
+        return f"{row[name]['mean']:.{digits}f} ± {row[name]['std']:.{digits}f}"
+
+    order = sorted(table.items(), key=lambda kv: kv[1]['fid']['mean'] if 'fid' in kv[1] else float('inf'))
+    for key, row in order:
+        method, sampler = key.split('/')
+        finished = f"{row['seeds']} of {row['seeds'] + row['diverged']}"
+        if not row['seeds']:
+            lines.append(f'| {method} | {sampler} | diverged | | | | | | | | {finished} |')
             continue
-        lines.append(f"| {method} | {r['mean']:.2f} ± {r['std_over_seeds']:.2f} | "
-                     f"{r['std_within_seed']:.2f} | {r['rec_mean']:.2f} | {finished} | {r['skipped_steps']} |")
+        lines.append(
+            f"| {method} | {sampler} | {cell(row, 'fid', 2)} | {cell(row, 'kid', 2)} | "
+            f"{cell(row, 'precision', 3)} | {cell(row, 'recall', 3)} | {cell(row, 'density', 3)} | "
+            f"{cell(row, 'coverage', 3)} | {row['rec_fid']:.2f} | "
+            f"{row['data_fd']['mean']:.2f} / {row['generated_fd']['mean']:.2f} | {finished} |")
     lines += ['', f"{settings['steps']} steps per run, width {settings['width']}, batch 64; "
               f"{settings['machine']}; {settings['date']}; {settings['minutes']:.0f} min in total; "
               f"`{settings['command']}`."]
@@ -127,7 +160,9 @@ def main(argv):
                 os.replace(result_path + '.tmp', result_path)
             with open(result_path) as f:
                 per_run.setdefault(method, []).append(json.load(f))
-            logging.info('%s seed %d: %s', method, seed, per_run[method][-1].get('fid', 'diverged'))
+            done = per_run[method][-1]
+            logging.info('%s seed %d: %s', method, seed, done.get('diverged') or {
+                sampler: round(done[sampler]['fid']['mean'], 2) for sampler in SAMPLERS})
         grid = os.path.join(FLAGS.out_dir, 'runs', f'{method}_seed0', 'samples', f'samples_{steps:07d}.png')
         if os.path.exists(grid):  # seed 0 finished
             shutil.copy(grid, os.path.join(FLAGS.out_dir, f'{method}_samples.png'))
