@@ -107,9 +107,11 @@ def input_images_per_sec(arch, batch_size, batches=30):
         for i in range(256):
             Image.fromarray(rng.randint(0, 256, (218, 178, 3)).astype(np.uint8)).save(f'{folder}/{i}.jpg')
         size = models.IMAGE_SIZE[arch]
+        # conv_64 reads CelebA-sized images as its preset does; the 32x32 ones, the whole image.
+        celeba = cli_flags.read_preset('celeba', 'vpga')
+        crop, resize = (celeba.crop, celeba.resize) if size == 64 else (0, data.DEFAULT_RESIZE)
         ds, _ = data.load_dataset('folder', 'train', batch_size, data_dir=folder, size=size,
-                                  channels=3, crop=108 if size == 64 else 0,
-                                  resize='tf1_bicubic' if size == 64 else 'bicubic')
+                                  channels=3, crop=crop, resize=resize)
     it = iter(ds)
     next(it)
     start = time.perf_counter()

@@ -42,7 +42,7 @@ class Config:
     data_dir: str = _setting('', 'tfds data_dir, or the image folder of --dataset=folder.', RECORDED)
     crop: int = _setting(0, 'celeba, folder: central square crop before resizing (0: the '
                          'largest).', RECORDED, lower=0)
-    resize: str = _setting('bicubic', "celeba, folder: resize to the architecture's side: "
+    resize: str = _setting(data.DEFAULT_RESIZE, "celeba, folder: resize to the architecture's side: "
                            "tf1_bicubic (the original's) or bicubic (TF2's).", RECORDED,
                            choices=data.RESIZES)
     channels: int = _setting(3, 'folder: image channels (1: grey, 3: RGB).', FIXED,

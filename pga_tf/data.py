@@ -51,6 +51,9 @@ RESIZED = ('celeba', 'folder')
 # tf1_bicubic: TF1's resize_images(BICUBIC), the original's (legacy pixel grid, a = -0.75);
 # bicubic: TF2's tf.image.resize (half-pixel grid, a = -0.5).
 RESIZES = ('tf1_bicubic', 'bicubic')
+DEFAULT_RESIZE = 'bicubic'
+# Height and width of the aligned CelebA images.
+CELEBA_SHAPE = (218, 178)
 
 
 def to_float(images):
@@ -68,7 +71,7 @@ def quantise(images):
     return to_float(to_uint8(images))
 
 
-def center_crop_resize(image, crop, size, resize='bicubic'):
+def center_crop_resize(image, crop, size, resize=DEFAULT_RESIZE):
     """Central `crop`x`crop` square (0: the largest one) resized to `size`x`size` by `resize`
     (one of `RESIZES`), clipped to [0, 255] and rounded to uint8.
 
@@ -196,7 +199,7 @@ def _check_crop(directory, paths, sides, crop):
 
 
 def image_source(name, split, data_dir=None, size=None, channels=None, crop=0,
-                 resize='bicubic'):
+                 resize=DEFAULT_RESIZE):
     """Unbatched uint8 [size, size, channels] images of one dataset split.
 
     Args:
@@ -226,6 +229,9 @@ def image_source(name, split, data_dir=None, size=None, channels=None, crop=0,
             decode, num_parallel_calls=AUTOTUNE).ignore_errors(log_warning=True)
         return ds, len(paths)
     spec = DATASETS[name]
+    if name == 'celeba' and crop > min(CELEBA_SHAPE):
+        raise DataError(f'celeba: --crop={crop} is larger than the aligned images '
+                        f'({CELEBA_SHAPE[1]}x{CELEBA_SHAPE[0]}); pass --crop={min(CELEBA_SHAPE)} or less')
     tfds_split = spec.train_split if split == 'train' else split
     ds = _tfds_examples(spec.tfds_name, tfds_split, data_dir).map(
         lambda example: example['image'], num_parallel_calls=AUTOTUNE)
@@ -250,7 +256,7 @@ def labelled_source(name, split, data_dir=None):
 
 
 def load_dataset(name, split, batch_size, data_dir=None, seed=0, skip_batches=0, shuffle=True,
-                 repeat=True, size=None, channels=None, crop=0, resize='bicubic',
+                 repeat=True, size=None, channels=None, crop=0, resize=DEFAULT_RESIZE,
                  drop_remainder=True, limit=None):
     """Batches of training images.
 

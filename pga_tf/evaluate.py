@@ -31,15 +31,16 @@ flags.DEFINE_integer('real_samples', 0, 'Training images behind the real statist
                      'training split, as the original).', lower_bound=0)
 flags.register_validator('real_samples', lambda v: v != 1, '--real_samples must be 0 (all) or at least 2')
 flags.DEFINE_integer('eval_batch_size', 500, 'Images per feature batch.', lower_bound=1)
-flags.DEFINE_enum('sampler', 'prior', ['prior', 'gmm'], 'Latent samples: prior N(0, I), or gmm '
-                  '(a 10-component mixture fitted to training codes, saved as gmm_<step>.npz).')
+flags.DEFINE_enum('sampler', 'prior', gmm.SAMPLERS, 'Latent samples: prior N(0, I), or gmm (a '
+                  f'{gmm.COMPONENTS}-component mixture fitted to training codes, saved as '
+                  'gmm_<step>.npz).')
 
 
 def _scalars(result, key, sampler):
     """The results as TensorBoard tags evaluate/<metric>_<features> (latent ones without the
     features; gmm_ before the metrics of mixture samples), so that a sweep's runs sort by them
     in the HParams dashboard."""
-    kind = '' if sampler == 'prior' else f'{sampler}_'
+    kind = gmm.prefix(sampler)
     scalars = {f'evaluate/{kind}fid_{key}': result['fid']['mean'],
                f'evaluate/{kind}fid_std_{key}': result['fid']['std'],
                f'evaluate/rec_fid_{key}': result['rec_fid']}
@@ -95,8 +96,8 @@ def main(argv):
         print(f'  {name}: KID {m["kid"]:.4f} ± {m["kid_std"]:.4f}, precision {m["precision"]:.3f}, '
               f'recall {m["recall"]:.3f}, density {m["density"]:.3f}, coverage {m["coverage"]:.3f}')
     codes = result['latent']
-    print(f'  latent: Fréchet distance to N(0, I) of data codes {codes["data_fd"]:.3f}, of generated '
-          f'codes {codes["generated_fd"]:.3f}; zn_rec {codes["zn_rec"]:.4f}; median code norm '
+    print(f'  latent: Fréchet distance to N(0, I) of data codes {codes["data_fd"]:.3f}, of the codes '
+          f'of images from the prior {codes["generated_fd"]:.3f}; zn_rec {codes["zn_rec"]:.4f}; median code norm '
           f'{codes["data_norm_p50"]:.2f} (prior {codes["prior_norm_p50"]:.2f})')
     if latent.scale_warning(codes):
         logging.warning(latent.scale_warning(codes))

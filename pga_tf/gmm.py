@@ -16,6 +16,8 @@ import tensorflow as tf
 from scipy import linalg, special
 
 COMPONENTS = 10
+# Where latent samples come from: N(0, I), or this mixture.
+SAMPLERS = ('prior', 'gmm')
 # Added to each covariance's diagonal, as scikit-learn's reg_covar: keeps them invertible.
 REG_COVAR = 1e-6
 
@@ -32,10 +34,6 @@ class GaussianMixture:
     covariances: np.ndarray
     num_codes: int = 0
     log_likelihood: float = float('nan')  # mean log p of the codes it was fitted on
-
-    @property
-    def dim(self):
-        return self.means.shape[1]
 
     def cholesky(self):
         """Lower Cholesky factors [K, d, d] of the covariances."""
@@ -95,26 +93,35 @@ def _weighted_log_prob(x, mixture):
 
 
 def _kmeans_pp(x, k, rng):
-    """k-means++ seeding: k rows of x, each drawn with probability ~ squared distance."""
+    """k-means++ seeding: k rows of x, each drawn with probability ~ squared distance.
+
+    Raises:
+      GMMError: fewer than k distinct codes.
+    """
     centres = [x[rng.randint(len(x))]]
     for _ in range(1, k):
         dist = np.min([((x - c) ** 2).sum(1) for c in centres], axis=0)
+        if not dist.sum() > 0:
+            raise GMMError(f'the codes hold fewer than {k} distinct points: a {k}-component '
+                           'mixture cannot be fitted (has the encoder collapsed?)')
         centres.append(x[rng.choice(len(x), p=dist / dist.sum())])
     return np.array(centres)
 
 
 def fit(codes, components=COMPONENTS, seed=0, max_iter=100, tol=1e-3):
-    """EM for a full-covariance Gaussian mixture of `codes` [N, d] (float64), seeded by k-means++
-    with `seed`; stops when the mean log-likelihood gains less than `tol` (scikit-learn's
-    GaussianMixture defaults, which pythae's sampler uses).
+    """EM for a full-covariance Gaussian mixture of `codes` [N, d] (float64), started from a
+    hard assignment to k-means++ seeds drawn with `seed`; stops when the mean log-likelihood
+    gains less than `tol`, or after `max_iter` iterations (scikit-learn's values of both).
 
     Raises:
-      GMMError: fewer codes than components, or non-finite codes.
+      GMMError: fewer codes than components (or distinct codes), or non-finite codes.
     """
     x = np.asarray(codes, np.float64)
-    if len(x) < components or not np.isfinite(x).all():
-        raise GMMError(f'a {components}-component mixture needs at least {components} finite '
-                         f'codes; got {len(x)}')
+    if len(x) < components:
+        raise GMMError(f'a {components}-component mixture needs at least {components} codes; '
+                       f'got {len(x)}')
+    if not np.isfinite(x).all():
+        raise GMMError(f'{int((~np.isfinite(x).all(1)).sum())} of {len(x)} codes are not finite')
     n = len(x)
     centres = _kmeans_pp(x, components, np.random.RandomState(seed))
     resp = np.eye(components)[np.argmin(((x[:, None] - centres[None]) ** 2).sum(2), axis=1)]
@@ -140,6 +147,11 @@ def _m_step(x, resp):
         (resp[:, k, None] * (x - means[k])).T @ (x - means[k]) / counts[k] + REG_COVAR * np.eye(x.shape[1])
         for k in range(len(counts))])
     return GaussianMixture(counts / counts.sum(), means, covariances)
+
+
+def prefix(sampler):
+    """'' for the prior, '<sampler>_' otherwise: how results of a sampler are named."""
+    return '' if sampler == 'prior' else f'{sampler}_'
 
 
 def constants(mixture):

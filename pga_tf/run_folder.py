@@ -8,7 +8,8 @@
   train/           TensorBoard events
   samples/         PNG grids named by step
   fixed_z.npy      the latent batch of the sample grids
-  eval_*.json      results of pga_tf.evaluate, one file per features, step and sample count
+  eval_*.json      results of pga_tf.evaluate, one file per features, sampler, step and sample count
+  gmm_<step>.npz   the Gaussian mixture of the codes at a checkpoint (pga_tf.gmm), fitted once
   .lock            held by the trainer that writes the folder
 """
 import dataclasses
@@ -26,7 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from pga_tf import config as config_lib
-from pga_tf import generator, paths
+from pga_tf import generator, gmm, paths
 from pga_tf.paths import write_atomic
 
 FLAGS_FILE = 'flags.cfg'
@@ -69,8 +70,8 @@ class RunFolder:
     def eval_path(self, features, step, num_samples, repeats, sampler='prior'):
         """The result file of an evaluation: named by what produced it, so an evaluation with
         fewer samples never replaces a larger one of the same step."""
-        kind = '' if sampler == 'prior' else f'{sampler}_'
-        return os.path.join(self.path, f'eval_{features}_{kind}{step}_{num_samples}x{repeats}.json')
+        name = f'eval_{features}_{gmm.prefix(sampler)}{step}_{num_samples}x{repeats}.json'
+        return os.path.join(self.path, name)
 
     def gmm_path(self, step):
         """The Gaussian mixture of the codes at `step` (pga_tf.gmm), fitted once."""
@@ -88,9 +89,31 @@ class RunFolder:
         if not self.has_config():
             raise RunError(f'{self.path} is not a run folder (no {FLAGS_FILE})')
         try:
-            return config_lib.read_flagfiles(self.flags_path)
+            config = config_lib.read_flagfiles(self.flags_path)
         except config_lib.ConfigError as err:
             raise RunError(f'{self.flags_path} is damaged: {err}') from None
+        return self._upgraded(config)
+
+    def _upgraded(self, config):
+        """The settings of a run written before --resize existed (pga_tf 2026-11-25 and older):
+        its CelebA images were the central 108x108 whatever --crop said (and TF2's bicubic, the
+        default); its resnet_32 upsampled by nearest neighbour, which no setting gives now.
+
+        Raises:
+          RunError: a resnet_32 run of that time (its checkpoints would load into another network).
+        """
+        with open(self.flags_path) as f:
+            if any(line.startswith('--resize=') for line in f):
+                return config
+        if config.arch == 'resnet_32':
+            raise RunError(f'{self.path} is a resnet_32 run of an earlier pga_tf, whose decoder '
+                           'upsampled by nearest neighbour where this one unpools as the original '
+                           'does; its checkpoints do not fit: train it anew')
+        if config.dataset == 'celeba' and config.crop != 108:
+            logging.warning('%s: a celeba run of an earlier pga_tf: its 108x108 crop is kept; it '
+                            'trained on tfds\'s train split, a resume reads all three', self.path)
+            return dataclasses.replace(config, crop=108)
+        return config
 
     def changes(self, config):
         """{name: (run's value, new value)} of the settings `config` changes in this run.

@@ -13,7 +13,7 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, export_lib, paths, summaries
+from pga_tf import cli_flags, export_lib, gmm, paths, summaries
 from pga_tf.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
@@ -23,7 +23,7 @@ flags.DEFINE_enum('mode', 'sample', ['sample', 'interpolate'], 'What to draw.')
 flags.DEFINE_integer('interp_steps', 10, 'Images per interpolation row.', lower_bound=2,
                      upper_bound=256)
 flags.DEFINE_string('out', 'grid.png', 'PNG file of the grid.')
-flags.DEFINE_enum('sampler', 'prior', ['prior', 'gmm'], 'Codes of --mode=sample: prior N(0, I) '
+flags.DEFINE_enum('sampler', 'prior', gmm.SAMPLERS, 'Codes of --mode=sample: prior N(0, I) '
                   '(signature sample), or the mixture of training codes (sample_gmm).')
 
 
@@ -61,8 +61,9 @@ def draw(model, mode, num, seed, steps, sampler='prior'):
     if mode == 'sample':
         name = 'sample' if sampler == 'prior' else 'sample_gmm'
         if name not in model.signatures:
-            raise export_lib.ExportError(f'this export has no {name!r} signature (it was exported '
-                                         'without training data to fit the mixture to)')
+            raise export_lib.ExportError(f'this export has no {name!r} signature (exported by an '
+                                         'earlier pga_tf, or without training data to fit the '
+                                         'mixture to)')
         images = model.signatures[name](num_samples=tf.constant(num, tf.int32),
                                         seed=tf.constant(seed, tf.int64))['images'].numpy()
         return summaries.uint8_grid(images, int(math.ceil(math.sqrt(num))))

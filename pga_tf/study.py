@@ -22,7 +22,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config as config_lib, device_info, losses, paths, run_folder, train_lib
+from pga_tf import cli_flags, config as config_lib, device_info, gmm, losses, paths, run_folder, train_lib
 from pga_tf.evaluation import evaluator
 
 config_lib.define_flags(flags.FLAGS, ('stats_dir',))
@@ -40,7 +40,6 @@ flags.DEFINE_bool('quick', False, 'Smoke version: 4 steps, a tiny width, 1 seed,
 FLAGS = flags.FLAGS
 
 DATASET = 'mnist_5k'
-SAMPLERS = ('prior', 'gmm')
 # Columns of the table: the sample metrics of metrics.all_metrics, and latent diagnostics.
 METRICS = ('kid', 'precision', 'recall', 'density', 'coverage')
 LATENT = ('data_fd', 'generated_fd', 'zn_rec')
@@ -76,6 +75,15 @@ def _train_and_evaluate(config, run_dir, stats_dir, samples, repeats):
             'skipped_steps': int(tr.skipped.numpy())}
 
 
+def _finished(result_path):
+    """The run's study result, or None when there is none of this version (one per sampler)."""
+    if not os.path.exists(result_path):
+        return None
+    with open(result_path) as f:
+        result = json.load(f)
+    return result if 'diverged' in result or all(s in result for s in gmm.SAMPLERS) else None
+
+
 def _mean_std(values):
     return {'mean': float(np.mean(values)), 'std': float(np.std(values))}
 
@@ -88,7 +96,7 @@ def summarise(per_run):
     for method, all_runs in per_run.items():
         runs = [r for r in all_runs if 'diverged' not in r]
         finished = {'seeds': len(runs), 'diverged': len(all_runs) - len(runs)}
-        for sampler in SAMPLERS:
+        for sampler in gmm.SAMPLERS:
             row = dict(finished)
             if runs:
                 results = [r[sampler] for r in runs]
@@ -108,10 +116,11 @@ def markdown(table, settings):
     lines = [f"mnist_5k, offline features (the shipped classifier), {settings['samples']} samples "
              f"× {settings['repeats']} sets per run (metrics beside the distance: the first set); "
              f"mean ± std over {settings['seeds']} seeds. Lower is better for the distance "
-             '(FD), KID and the latent Fréchet distances of data and generated codes to N(0, I); '
+             '(FD), KID and the latent Fréchet distances to N(0, I) of the codes of data and of '
+             'images from the prior (a property of the networks: the same for both samplers); '
              'higher for the others. Not comparable to Inception FIDs.', '',
              '| method | sampler | FD | KID | precision | recall | density | coverage | '
-             'reconstruction FD | latent FD data / generated | seeds finished |',
+             'reconstruction FD | latent FD data / prior images | seeds finished |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
     def cell(row, name, digits):
         return f"{row[name]['mean']:.{digits}f} ± {row[name]['std']:.{digits}f}"
@@ -153,16 +162,13 @@ def main(argv):
             config = study_config(method, seed, steps, width)
             run_dir = os.path.join(FLAGS.out_dir, 'runs', f'{method}_seed{seed}')
             result_path = os.path.join(run_dir, 'study.json')
-            if not os.path.exists(result_path):
-                result = _train_and_evaluate(config, run_dir, stats_dir, samples, repeats)
-                with open(result_path + '.tmp', 'w') as f:
-                    json.dump(result, f, indent=2)
-                os.replace(result_path + '.tmp', result_path)
-            with open(result_path) as f:
-                per_run.setdefault(method, []).append(json.load(f))
-            done = per_run[method][-1]
+            done = _finished(result_path)
+            if done is None:  # trains (or resumes, or reuses the finished run) and evaluates
+                done = _train_and_evaluate(config, run_dir, stats_dir, samples, repeats)
+                paths.write_atomic(result_path, json.dumps(done, indent=2))
+            per_run.setdefault(method, []).append(done)
             logging.info('%s seed %d: %s', method, seed, done.get('diverged') or {
-                sampler: round(done[sampler]['fid']['mean'], 2) for sampler in SAMPLERS})
+                sampler: round(done[sampler]['fid']['mean'], 2) for sampler in gmm.SAMPLERS})
         grid = os.path.join(FLAGS.out_dir, 'runs', f'{method}_seed0', 'samples', f'samples_{steps:07d}.png')
         if os.path.exists(grid):  # seed 0 finished
             shutil.copy(grid, os.path.join(FLAGS.out_dir, f'{method}_samples.png'))

@@ -35,29 +35,37 @@ def _keys(d, a):
     return a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a if d < 2 else 0.0
 
 
-def _tf1_bicubic_matrix(n_in, n_out):
-    """TF1's resize_images(BICUBIC) along one axis: output i samples input i * n_in / n_out
-    (legacy grid), a = -0.75, edge pixels repeated."""
+def _bicubic_matrix(n_in, n_out, resize):
+    """One axis of a bicubic resize. tf1_bicubic (TF1's resize_images): output i samples input
+    i * n_in / n_out (the legacy grid), a = -0.75, edge pixels repeated. bicubic (TF2's): it
+    samples (i + 0.5) * n_in / n_out - 0.5 (half-pixel grid), a = -0.5, taps outside the
+    image dropped and the weights renormalised."""
+    legacy = resize == 'tf1_bicubic'
     m = np.zeros((n_out, n_in))
     for i in range(n_out):
-        src = i * n_in / n_out
+        src = i * n_in / n_out if legacy else (i + 0.5) * n_in / n_out - 0.5
         x0 = int(np.floor(src))
-        for k in range(-1, 3):
-            m[i, min(max(x0 + k, 0), n_in - 1)] += _keys(src - (x0 + k), -0.75)
+        for j in range(x0 - 1, x0 + 3):
+            weight = _keys(src - j, -0.75 if legacy else -0.5)
+            if legacy:
+                m[i, min(max(j, 0), n_in - 1)] += weight
+            elif 0 <= j < n_in:
+                m[i, j] += weight
+        m[i] /= m[i].sum()  # a no-op for the legacy rows
     return m
 
 
-def _original_celeba(image):
-    """The original's CelebA image (utils.py): rows 55:163, columns 35:143, TF1 bicubic to
-    64x64, clipped to [0, 255]; here then rounded to uint8, float64 throughout."""
+def _celeba_reference(image, resize='tf1_bicubic'):
+    """The original's CelebA image (utils.py): rows 55:163, columns 35:143, resized to 64x64,
+    clipped to [0, 255]; here then rounded to uint8, float64 throughout."""
     crop = image[55:163, 35:143].astype(np.float64)
-    m = _tf1_bicubic_matrix(108, 64)
+    m = _bicubic_matrix(108, 64, resize)
     return np.clip(np.round(np.einsum('ih,hwc,jw->ijc', m, crop, m)), 0, 255).astype(np.uint8)
 
 
-def _assert_original_celeba(out, image):
+def _assert_equal_but_round_off(out, expected):
     """Equal to the float64 reference but where float32 round-off crosses a .5 (by one level)."""
-    diff = np.abs(out.astype(int) - _original_celeba(image))
+    diff = np.abs(out.astype(int) - expected)
     assert out.shape == (64, 64, 3) and diff.max() <= 1 and diff.mean() < 1e-3
 
 
@@ -65,10 +73,7 @@ def _assert_original_celeba(out, image):
 def test_centre_crop_then_resize(resize):
     image = np.random.RandomState(0).randint(0, 256, (218, 178, 3)).astype(np.uint8)
     out = data.center_crop_resize(tf.constant(image), 108, 64, resize).numpy()
-    if resize == 'tf1_bicubic':
-        _assert_original_celeba(out, image)
-    else:  # TF2's half-pixel bicubic: another image, sub-pixel shifted
-        assert np.abs(out.astype(int) - _original_celeba(image)).mean() > 5
+    _assert_equal_but_round_off(out, _celeba_reference(image, resize))
 
 
 # Aligned CelebA images per tfds split in the fake below (the real ones: 162,770 / 19,867 / 19,962).
@@ -97,7 +102,7 @@ def test_celeba_is_every_aligned_image_as_the_original_reads_it(tmp_path):
         assert len(list(held_out)) == _CELEBA_SPLITS['test']
     assert len(from_tfds) == sum(_CELEBA_SPLITS.values()) and num == 202_599
     for image, out in zip(raw, from_tfds):
-        _assert_original_celeba(out, image)
+        _assert_equal_but_round_off(out, _celeba_reference(image))
 
     folder = tmp_path / 'img_align_celeba'
     folder.mkdir()
@@ -218,3 +223,8 @@ def test_missing_tfds_data_offline_fails_fast_with_the_way_out(tmp_path, monkeyp
     for way_out in ('--data_dir', '--dataset=folder', '--dataset=mnist_5k'):
         assert way_out in message
     assert not list(tmp_path.glob('downloads'))
+
+
+def test_celeba_crop_wider_than_its_images_is_refused():
+    with pytest.raises(data.DataError, match=r'--crop=200 is larger than the aligned images \(178x218\)'):
+        data.image_source('celeba', 'train', crop=200, resize='tf1_bicubic')

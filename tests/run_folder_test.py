@@ -189,3 +189,23 @@ def test_leftovers_of_interrupted_writes_are_removed(trained, tmp_path):
     train_lib.train(config, run.path)
     assert not (tmp_path / 'run' / 'flags.cfg.tmp-123').exists()
     assert not (tmp_path / 'run' / 'checkpoints' / 'ckpt-6_temp').exists()
+
+
+def test_runs_of_an_earlier_version_keep_their_images_or_are_refused(tmp_path, caplog):
+    """flags.cfg files written before --resize: CelebA's crop was 108 whatever --crop said, and
+    resnet_32 upsampled by nearest neighbour."""
+    from pga_tf import cli_flags
+
+    def old_run(name, dataset, model, **kw):
+        config = dataclasses.replace(cli_flags.read_preset(dataset, model), crop=0, **kw)
+        lines = [l for l in config.to_flagfile().splitlines()
+                 if not l.startswith(('--resize=', '--dense_lrelu=', '--sigma_init='))]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'flags.cfg').write_text('\n'.join(lines) + '\n')
+        return RunFolder(tmp_path / name)
+
+    celeba = old_run('celeba', 'celeba', 'vpga').read_config()
+    assert (celeba.crop, celeba.resize) == (108, 'bicubic') and 'crop is kept' in caplog.text
+    assert old_run('digits', 'mnist_5k', 'vpga').read_config().crop == 0
+    with pytest.raises(RunError, match='resnet_32 run of an earlier pga_tf'):
+        old_run('resnet', 'cifar10', 'lpga', arch='resnet_32').read_config()

@@ -121,7 +121,10 @@ def fitted_mixture(folder, run, batch_size=500):
     codes = np.concatenate([losses.encode(run.encoder, x, False)[0].numpy()
                             for x in images(run.config, 'train', GMM_CODES, batch_size)])
     mixture = gmm.fit(codes)
-    mixture.save(path)
+    try:
+        mixture.save(path)
+    except OSError as err:  # a read-only run folder: the mixture serves this command only
+        logging.warning('The mixture is not kept in the run folder (%s)', err)
     logging.info('Fitted a %d-component mixture to %d codes (mean log-likelihood %.3f): %s',
                  len(mixture.weights), mixture.num_codes, mixture.log_likelihood, path)
     return mixture
