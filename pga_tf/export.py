@@ -7,13 +7,15 @@ The decoder is the generator at inference (pga_tf.generator), as in the run's gr
 evaluations; with batch norm, the encoder's statistics are recomputed on training images. When
 the training images can be read, the Gaussian mixture of their codes (the run folder's
 gmm_<step>.npz, fitted with the checkpoint's encoder as `pga_tf.evaluate --sampler=gmm` fits it)
-is exported as the `sample_gmm` signature.
+is exported as the `sample_gmm` signature. Each version holds a model card (model_card.md and
+model_card.json: method, data, settings, step, the run's evaluations at that step, intended use
+and limits); `pga_tf.sample --card` prints it.
 """
 import sys
 
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, data, export_lib, generator, gmm, losses, run_folder
+from pga_tf import cli_flags, data, export_lib, generator, gmm, losses, model_card, run_folder
 from pga_tf.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
@@ -56,8 +58,9 @@ def main(argv):
         config, encoder, decoder, step = run.config, run.encoder, run.decoder, run.step
         mixture = _mixture(folder, run)  # before the encoder's statistics change
         _recompute_encoder_batch_norm(config, encoder)
+        card = model_card.build(config, step, folder.path, signatures=())
         path = export_lib.export(encoder, decoder, FLAGS.export_dir, FLAGS.version or None,
-                                 mixture)
+                                 mixture, card)
     except (ConfigError, export_lib.ExportError) as err:
         print(f'pga_tf.export: error: {err}', file=sys.stderr)
         sys.exit(2)

@@ -17,7 +17,7 @@ import shutil
 
 import tensorflow as tf
 
-from pga_tf import data, generator, gmm, losses, paths
+from pga_tf import data, generator, gmm, losses, model_card, paths
 
 MODELS_CONFIG = 'models.config'
 # Written before being renamed into place: .tmp-<version>-<pid>/, models.config.tmp-<pid>.
@@ -151,9 +151,10 @@ def _alive(pid):
     return True
 
 
-def export(encoder, decoder, export_dir, version=None, mixture=None):
+def export(encoder, decoder, export_dir, version=None, mixture=None, card=None):
     """Writes `<export_dir>/<version>/` atomically, and `<export_dir>/models.config`; with a
-    `gmm.GaussianMixture` of the codes, the `sample_gmm` signature too.
+    `gmm.GaussianMixture` of the codes, the `sample_gmm` signature too; with a `card`
+    (`model_card.build` without its signatures), the model card in the version folder.
 
     The SavedModel is written to a temporary folder beside the version and renamed into place
     only when complete: a server polling `export_dir` never sees a half-written version, and a
@@ -176,6 +177,8 @@ def export(encoder, decoder, export_dir, version=None, mixture=None):
     try:
         module = GeneratorModule(encoder, decoder, mixture)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
+        if card is not None:
+            model_card.write({**card, 'signatures': sorted(module.signatures())}, tmp)
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,6 +2,7 @@
 
   python -m pga_tf.sample --export_dir=exports/pga_mnist --num=64 --sample_seed=0 --out=grid.png
   python -m pga_tf.sample --export_dir=exports/pga_mnist --sampler=gmm
+  python -m pga_tf.sample --export_dir=exports/pga_mnist --card
   python -m pga_tf.sample --export_dir=exports/pga_mnist --mode=interpolate --num=8 --interp_steps=10
 
 --export_dir is a model folder (the latest version is used, or --version) or a version folder.
@@ -13,7 +14,7 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, export_lib, gmm, paths, summaries
+from pga_tf import cli_flags, export_lib, gmm, model_card, paths, summaries
 from pga_tf.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
@@ -23,6 +24,7 @@ flags.DEFINE_enum('mode', 'sample', ['sample', 'interpolate'], 'What to draw.')
 flags.DEFINE_integer('interp_steps', 10, 'Images per interpolation row.', lower_bound=2,
                      upper_bound=256)
 flags.DEFINE_string('out', 'grid.png', 'PNG file of the grid.')
+flags.DEFINE_bool('card', False, "Print the export's model card instead of drawing.")
 flags.DEFINE_enum('sampler', 'prior', gmm.SAMPLERS, 'Codes of --mode=sample: prior N(0, I) '
                   '(signature sample), or the mixture of training codes (sample_gmm).')
 
@@ -74,13 +76,31 @@ def draw(model, mode, num, seed, steps, sampler='prior'):
     return summaries.uint8_grid(rows.reshape(-1, *rows.shape[2:]), steps)
 
 
+def card(path):
+    """The model card (Markdown) of the version folder `path`.
+
+    Raises:
+      ExportError: the version has none (exported by an earlier pga_tf).
+    """
+    try:
+        with open(os.path.join(path, model_card.MARKDOWN_NAME)) as f:
+            return f.read()
+    except OSError:
+        raise export_lib.ExportError(f'{path} has no {model_card.MARKDOWN_NAME} (exported by an '
+                                     'earlier pga_tf)') from None
+
+
 def main(argv):
     if len(argv) > 1 or not FLAGS.export_dir:
         print('pga_tf.sample: error: give --export_dir and no other arguments', file=sys.stderr)
         sys.exit(2)
     try:
-        paths.output_file('out', FLAGS.out, '.png')
+        if not FLAGS.card:
+            paths.output_file('out', FLAGS.out, '.png')
         path = version_dir(FLAGS.export_dir, FLAGS.version)
+        if FLAGS.card:
+            print(card(path))
+            return
         model = load(path)
         grid = draw(model, FLAGS.mode, FLAGS.num, FLAGS.sample_seed, FLAGS.interp_steps,
                     FLAGS.sampler)

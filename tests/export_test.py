@@ -21,6 +21,13 @@ def test_export_then_sample(exported, tmp_path):
     result = run('pga_tf.export', f'--run_dir={root / "run"}', f'--export_dir={export_dir}')
     assert result.returncode == 0, result.stderr[-3000:]
     assert (export_dir / '1' / 'saved_model.pb').exists() and (export_dir / 'models.config').exists()
+    import json
+
+    from pga_tf import sample
+    card = json.loads((export_dir / '1' / 'model_card.json').read_text())
+    assert (card['method'], card['training_step'], card['settings']['z_dim']) == ('vpga', 3, 8)
+    assert 'sample_gmm' in card['signatures']  # the run's training digits fit the mixture
+    assert sample.card(str(export_dir / '1')).startswith('# VPGA on mnist_5k')
 
     result = run('pga_tf.sample', f'--export_dir={export_dir}', '--num=16', '--sample_seed=3',
                  f'--out={tmp_path / "grid.png"}')
