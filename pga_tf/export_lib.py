@@ -7,6 +7,9 @@ Signatures (batch dimension None):
   encode           images uint8 [B, H, W, C]             -> z float32 (z_mu)
   reconstruct      images uint8 [B, H, W, C]             -> images uint8
   interpolate      z_start, z_end float32 [B, z_dim], steps int32 [] -> images uint8 [B, steps, H, W, C]
+  traverse         z float32 [z_dim], dims int32 [], steps int32 [] -> images uint8 [dims, steps, H, W, C],
+                   dims int32 [dims]: the `dims` most used latent dimensions (by the training codes'
+                   spread, from the mixture; in order without one), each moved over ±2 code std
   sample_gmm       num_samples int32 [], seed int64 []   -> images uint8, z float32: z from the
                    Gaussian mixture of the training codes (pga_tf.gmm), held as graph constants;
                    present when the export was given a mixture
@@ -22,7 +25,8 @@ from pga_tf import data, generator, gmm, losses, model_card, paths
 MODELS_CONFIG = 'models.config'
 # Written before being renamed into place: .tmp-<version>-<pid>/, models.config.tmp-<pid>.
 _TMP = re.compile(r'(?:\.tmp-\d+|models\.config\.tmp)-(\d+)')
-SIGNATURES = ('serving_default', 'sample', 'decode', 'encode', 'reconstruct', 'interpolate')
+SIGNATURES = ('serving_default', 'sample', 'decode', 'encode', 'reconstruct', 'interpolate',
+              'traverse')
 
 
 class ExportError(Exception):
@@ -76,7 +80,19 @@ class GeneratorModule(tf.Module):
             images = data.to_uint8(generate(tf.reshape(z, [-1, z_dim])))
             return {'images': tf.reshape(images, tf.concat([[-1, steps], tf.shape(images)[1:]], 0))}
 
-        self.sample, self.interpolate = sample, interpolate
+        code_std = tf.constant(gmm.code_std(mixture) if mixture is not None else [1.0] * z_dim,
+                               tf.float32)
+
+        @tf.function(input_signature=[tf.TensorSpec([z_dim], tf.float32, name='z'),
+                                      tf.TensorSpec([], tf.int32, name='dims'),
+                                      tf.TensorSpec([], tf.int32, name='steps')])
+        def traverse(z, dims, steps):
+            chosen = generator.most_used_dimensions(code_std, dims)
+            images = data.to_uint8(generate(generator.traversal_codes(z, chosen, code_std, steps)))
+            shape = tf.concat([[-1, steps], tf.shape(images)[1:]], 0)
+            return {'images': tf.reshape(images, shape), 'dims': tf.cast(chosen, tf.int32)}
+
+        self.sample, self.interpolate, self.traverse = sample, interpolate, traverse
         self.has_mixture = mixture is not None
         if self.has_mixture:
             mixture_constants = gmm.constants(mixture)

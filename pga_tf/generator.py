@@ -54,3 +54,22 @@ def prepare(decoder):
 def generate(decoder, z):
     """g(z) [B, H, W, C] in [-1, 1] for z [B, z_dim], from a `prepare`d decoder."""
     return decoder(z, training=False)
+
+
+# Latent traversals move each dimension over [-TRAVERSAL_SPAN, TRAVERSAL_SPAN] x its code std.
+TRAVERSAL_SPAN = 2.0
+
+
+def most_used_dimensions(code_std, count):
+    """The `count` latent dimensions whose codes vary most over the data, most first."""
+    return tf.argsort(code_std, direction='DESCENDING', stable=True)[:count]
+
+
+def traversal_codes(z, dims, scale, steps, span=TRAVERSAL_SPAN):
+    """Codes that move one latent dimension at a time around z [z_dim]: for each of `dims`
+    (int [n]), `steps` codes z + t * scale[d] * e_d with t evenly spread over [-span, span];
+    [n * steps, z_dim], one dimension after the other."""
+    z = tf.convert_to_tensor(z, tf.float32)
+    t = tf.linspace(-span, span, steps)
+    moves = tf.gather(scale, dims)[:, None, None] * tf.one_hot(dims, tf.shape(z)[-1])[:, None, :]
+    return tf.reshape(z + moves * t[None, :, None], [-1, tf.shape(z)[-1]])

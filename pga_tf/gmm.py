@@ -149,6 +149,15 @@ def _m_step(x, resp):
     return GaussianMixture(counts / counts.sum(), means, covariances)
 
 
+def code_std(mixture):
+    """The standard deviation of each latent dimension under the mixture [d]: how much the
+    training codes use it."""
+    mean = mixture.weights @ mixture.means
+    second = np.einsum('k,kd->d', mixture.weights,
+                       np.diagonal(mixture.covariances, axis1=1, axis2=2) + mixture.means ** 2)
+    return np.sqrt(np.maximum(second - mean ** 2, 0))
+
+
 def prefix(sampler):
     """'' for the prior, '<sampler>_' otherwise: how results of a sampler are named."""
     return '' if sampler == 'prior' else f'{sampler}_'

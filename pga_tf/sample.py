@@ -4,6 +4,7 @@
   python -m pga_tf.sample --export_dir=exports/pga_mnist --sampler=gmm
   python -m pga_tf.sample --export_dir=exports/pga_mnist --card
   python -m pga_tf.sample --export_dir=exports/pga_mnist --mode=interpolate --num=8 --interp_steps=10
+  python -m pga_tf.sample --export_dir=exports/pga_mnist --mode=traverse --num=8 --interp_steps=9
 
 --export_dir is a model folder (the latest version is used, or --version) or a version folder.
 """
@@ -19,9 +20,12 @@ from pga_tf.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
 cli_flags.define('export_dir', 'version', 'sample_seed')
-flags.DEFINE_integer('num', 64, 'Images (or interpolation rows).', lower_bound=1, upper_bound=4096)
-flags.DEFINE_enum('mode', 'sample', ['sample', 'interpolate'], 'What to draw.')
-flags.DEFINE_integer('interp_steps', 10, 'Images per interpolation row.', lower_bound=2,
+flags.DEFINE_integer('num', 64, 'Images (or interpolation rows, or traversed dimensions).',
+                     lower_bound=1, upper_bound=4096)
+flags.DEFINE_enum('mode', 'sample', ['sample', 'interpolate', 'traverse'], 'What to draw: '
+                  'samples, interpolation rows, or latent traversals (a row per dimension, the '
+                  'most used first, around a prior sample).')
+flags.DEFINE_integer('interp_steps', 10, 'Images per interpolation or traversal row.', lower_bound=2,
                      upper_bound=256)
 flags.DEFINE_string('out', 'grid.png', 'PNG file of the grid.')
 flags.DEFINE_bool('card', False, "Print the export's model card instead of drawing.")
@@ -55,10 +59,10 @@ def load(path):
 
 def draw(model, mode, num, seed, steps, sampler='prior'):
     """uint8 grid of `num` samples (codes from the prior or the export's mixture), or `num`
-    interpolation rows of `steps` images.
+    interpolation rows of `steps` images, or traversal rows of the `num` most used dimensions.
 
     Raises:
-      ExportError: --sampler=gmm and the export has no `sample_gmm` signature.
+      ExportError: the export lacks the signature (`sample_gmm`, `traverse`) that this needs.
     """
     if mode == 'sample':
         name = 'sample' if sampler == 'prior' else 'sample_gmm'
@@ -70,6 +74,14 @@ def draw(model, mode, num, seed, steps, sampler='prior'):
                                         seed=tf.constant(seed, tf.int64))['images'].numpy()
         return summaries.uint8_grid(images, int(math.ceil(math.sqrt(num))))
     z_dim = model.signatures['serving_default'].structured_input_signature[1]['z'].shape[-1]
+    if mode == 'traverse':
+        if 'traverse' not in model.signatures:
+            raise export_lib.ExportError("this export has no 'traverse' signature (exported by an "
+                                         'earlier pga_tf)')
+        z = tf.random.stateless_normal([z_dim], seed=[seed, 2])
+        rows = model.signatures['traverse'](z=z, dims=tf.constant(num, tf.int32),
+                                            steps=tf.constant(steps, tf.int32))['images'].numpy()
+        return summaries.uint8_grid(rows.reshape(-1, *rows.shape[2:]), steps)
     z = tf.random.stateless_normal([2, num, z_dim], seed=[seed, 1])
     rows = model.signatures['interpolate'](z_start=z[0], z_end=z[1],
                                            steps=tf.constant(steps, tf.int32))['images'].numpy()

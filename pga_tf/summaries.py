@@ -54,6 +54,16 @@ def interpolation_grid(encoder, decoder, x_a, x_b):
     return image_grid(row_major, INTERPOLATION_STEPS + 2)
 
 
+def traversal_grid(encoder, decoder, x, rows=8, steps=INTERPOLATION_STEPS):
+    """Latent traversals around the code of x[0]: a row for each of the `rows` dimensions whose
+    codes vary most over x (most first), moving it over ±2 code std in `steps` images."""
+    codes = losses.encode(encoder, x, False)[0]
+    code_std = tf.math.reduce_std(codes, 0)
+    dims = generator.most_used_dimensions(code_std, rows)
+    z = generator.traversal_codes(codes[0], dims, code_std, steps)
+    return image_grid(generator.generate(decoder, z), steps)
+
+
 def write_png(grid, path):
     """Writes a uint8 grid [H, W, C] (C = 1 or 3) as a PNG file, whole or not at all."""
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)

@@ -54,6 +54,7 @@ def _grids(tr, fixed_x, fixed_z):
         'reconstructions': summaries.reconstruction_grid(tr.encoder, tr.decoder, fixed_x[:32]),
         'interpolations': summaries.interpolation_grid(tr.encoder, tr.decoder, fixed_x[32:40],
                                                        fixed_x[40:48]),
+        'traversals': summaries.traversal_grid(tr.encoder, tr.decoder, fixed_x),
     }
 
 

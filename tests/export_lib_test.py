@@ -31,6 +31,8 @@ out['same_seed_equal'] = bool(np.array_equal(a['images'], b['images']))
 out['other_seed_differs'] = not np.array_equal(a['z'], c['z'])
 g = run('sample_gmm', num_samples=tf.constant(5), seed=tf.constant(7, tf.int64))
 np.save(sys.argv[3].replace('images', 'gmm_images'), g['images'].numpy())
+t = run('traverse', z=tf.constant(z[0]), dims=tf.constant(3), steps=tf.constant(5))
+np.save(sys.argv[3].replace('images', 'traversals'), t['images'].numpy())
 run('decode', z=tf.constant(z))
 run('encode', images=tf.zeros([3, 28, 28, 1], tf.uint8))
 run('reconstruct', images=tf.zeros([3, 28, 28, 1], tf.uint8))
@@ -66,6 +68,7 @@ def test_fresh_process_loads_every_signature(exported, tmp_path):
     assert out['reconstruct'] == {'images': [[3, *image], 'uint8']}
     assert out['interpolate'] == {'images': [[2, 6, *image], 'uint8']}
     assert out['sample_gmm'] == out['sample']
+    assert out['traverse'] == {'images': [[3, 5, *image], 'uint8'], 'dims': [[3], 'int32']}
     assert out['same_seed_equal'] and out['other_seed_differs']
     assert out['bad_shape'] != 'accepted' and out['bad_dtype'] != 'accepted'
     # The export's images are the checkpoint decoder's, after the uint8 conversion.
@@ -76,6 +79,13 @@ def test_fresh_process_loads_every_signature(exported, tmp_path):
     codes = gmm.draw(*gmm.constants(mixture), 5, 7)
     np.testing.assert_array_equal(np.load(tmp_path / 'gmm_images.npy'),
                                   data.to_uint8(decoder(codes, training=False)).numpy())
+    # traverse moves the dimensions the mixture spreads most, by its code std.
+    std = gmm.code_std(mixture).astype(np.float32)
+    dims = np.argsort(-std, kind='stable')[:3]
+    codes = np.array([z[0] + t * std[d] * np.eye(Z_DIM, dtype=np.float32)[d]
+                      for d in dims for t in np.linspace(-2, 2, 5)])
+    expected = data.to_uint8(decoder(codes, training=False)).numpy().reshape(3, 5, 28, 28, 1)
+    assert np.abs(np.load(tmp_path / 'traversals.npy').astype(int) - expected).max() <= 1
 
 
 def _cli():

@@ -40,6 +40,8 @@ def test_sample_draws_interpolation_rows(exported):
 
     rows = sample.draw(sample.load(exported[3]), 'interpolate', 3, 0, 7)
     assert rows.shape == (3 * 28, 7 * 28, 1)
+    rows = sample.draw(sample.load(exported[3]), 'traverse', 4, 0, 9)
+    assert rows.shape == (4 * 28, 9 * 28, 1)
 
 
 def test_sample_draws_from_the_exported_mixture(exported, tmp_path):

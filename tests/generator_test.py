@@ -62,3 +62,26 @@ def test_prepare_gives_each_z_one_image_at_any_batch_size():
 def test_prepare_leaves_a_decoder_without_batch_norm_alone():
     _, decoder = models.build_models('conv_mnist', 4, 1, False, width=1 / 16)
     assert generator.prepare(decoder) == 0
+
+
+def test_traversals_move_one_dimension_at_a_time():
+    z = np.array([0.5, -1.0, 2.0, 0.0], np.float32)
+    scale = np.array([1.0, 0.1, 3.0, 0.5], np.float32)
+    dims = generator.most_used_dimensions(scale, 2).numpy()
+    assert dims.tolist() == [2, 0]
+    codes = generator.traversal_codes(z, dims, scale, 5, span=2.0).numpy()
+    expected = [z + t * scale[d] * np.eye(4)[d] for d in (2, 0) for t in (-2, -1, 0, 1, 2)]
+    np.testing.assert_allclose(codes, np.array(expected), rtol=1e-6)
+
+
+def test_traversal_grid_rows_meet_at_the_code_of_the_first_image():
+    from pga_tf import summaries
+
+    encoder, decoder = models.build_models('conv_mnist', 4, 1, width=1 / 16)
+    x = data.to_float(data.mnist_5k_arrays('test')[:16])
+    grid = summaries.traversal_grid(encoder, decoder, x, rows=3, steps=5)
+    assert grid.shape == (3 * 28, 5 * 28, 1)
+    middle = [grid[r * 28:(r + 1) * 28, 2 * 28:3 * 28] for r in range(3)]  # t = 0: f(x[0])
+    expected = summaries.image_grid(decoder(encoder(x[:1]), training=False), 1)
+    for image in middle:
+        np.testing.assert_array_equal(image, expected)

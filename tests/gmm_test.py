@@ -46,6 +46,7 @@ def test_draws_follow_the_mixture_and_the_seed():
     second = sum(w * (c + np.outer(m, m)) for w, m, c in zip(WEIGHTS, MEANS, COVARIANCES))
     np.testing.assert_allclose(z.mean(0), mean, atol=0.05)
     np.testing.assert_allclose(np.cov(z.T, bias=True), second - np.outer(mean, mean), atol=0.15)
+    np.testing.assert_allclose(gmm.code_std(TRUE) ** 2, np.diag(second - np.outer(mean, mean)))
     np.testing.assert_array_equal(gmm.draw(*gmm.constants(TRUE), 5, 3), gmm.draw(*gmm.constants(TRUE), 5, 3))
     assert not np.array_equal(gmm.draw(*gmm.constants(TRUE), 5, 3), gmm.draw(*gmm.constants(TRUE), 5, 4))
 

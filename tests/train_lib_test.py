@@ -86,7 +86,8 @@ def test_tensorboard_and_png_outputs(tmp_path):
     tags, _ = _events(run_dir)
     for tag in ('enc_loss', 'dec_loss', 'lr', 'perf/steps_per_sec', 'perf/images_per_sec',
                 'losses/img_rec', 'losses/zn_rec', 'losses/vrec', 'losses/vkld',
-                'samples/samples', 'samples/reconstructions', 'samples/interpolations', 'flags'):
+                'samples/samples', 'samples/reconstructions', 'samples/interpolations',
+                'samples/traversals', 'flags'):
         assert tag in tags, tag
     # Terms whose coefficient is 0 in the preset are not computed, so not logged.
     assert config.zh_rec == config.nll == 0
@@ -94,7 +95,7 @@ def test_tensorboard_and_png_outputs(tmp_path):
     assert tags['enc_loss'] == [1, 2, 3] and tags['samples/samples'] == [2, 3]
     assert any(t.startswith('_hparams_') for t in tags)
     sizes = {'samples': (8 * 28, 8 * 28), 'reconstructions': (4 * 28, 16 * 28),
-             'interpolations': (8 * 28, 11 * 28)}
+             'interpolations': (8 * 28, 11 * 28), 'traversals': (min(8, config.z_dim) * 28, 9 * 28)}
     for name, (h, w) in sizes.items():
         for step in (2, 3):
             image = Image.open(os.path.join(run_dir, 'samples', f'{name}_{step:07d}.png'))
