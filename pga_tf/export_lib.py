@@ -75,8 +75,7 @@ class GeneratorModule(tf.Module):
                                       tf.TensorSpec([None, z_dim], tf.float32, name='z_end'),
                                       tf.TensorSpec([], tf.int32, name='steps')])
         def interpolate(z_start, z_end, steps):
-            t = tf.reshape(tf.linspace(0.0, 1.0, steps), [1, -1, 1])
-            z = (1 - t) * z_start[:, None] + t * z_end[:, None]  # [B, steps, z_dim]
+            z = generator.interpolation_codes(z_start, z_end, steps)  # [B, steps, z_dim]
             images = data.to_uint8(generate(tf.reshape(z, [-1, z_dim])))
             return {'images': tf.reshape(images, tf.concat([[-1, steps], tf.shape(images)[1:]], 0))}
 

@@ -56,6 +56,24 @@ def generate(decoder, z):
     return decoder(z, training=False)
 
 
+def interpolation_codes(z_start, z_end, steps, spherical=False):
+    """`steps` codes from each z_start [B, z_dim] to its z_end, [B, steps, z_dim]: along the
+    line, or (spherical) along the great circle, the norm interpolated linearly (slerp)."""
+    t = tf.reshape(tf.linspace(0.0, 1.0, steps), [1, -1, 1])
+    a, b = z_start[:, None], z_end[:, None]
+    if not spherical:
+        return (1 - t) * a + t * b
+    cos = tf.reduce_sum(tf.math.l2_normalize(a, -1) * tf.math.l2_normalize(b, -1), -1, keepdims=True)
+    omega = tf.acos(tf.clip_by_value(cos, -1.0, 1.0))
+    sin = tf.sin(omega)
+    # Nearly parallel codes: the line is the circle.
+    safe = sin > 1e-6
+    sin = tf.where(safe, sin, 1.0)
+    wa = tf.where(safe, tf.sin((1 - t) * omega) / sin, 1 - t)
+    wb = tf.where(safe, tf.sin(t * omega) / sin, t)
+    return wa * a + wb * b
+
+
 # Latent traversals move each dimension over [-TRAVERSAL_SPAN, TRAVERSAL_SPAN] x its code std.
 TRAVERSAL_SPAN = 2.0
 

@@ -15,7 +15,7 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, export_lib, gmm, model_card, paths, summaries
+from pga_tf import cli_flags, export_lib, generator, gmm, model_card, paths, summaries
 from pga_tf.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
@@ -29,6 +29,7 @@ flags.DEFINE_integer('interp_steps', 10, 'Images per interpolation or traversal 
                      upper_bound=256)
 flags.DEFINE_string('out', 'grid.png', 'PNG file of the grid.')
 flags.DEFINE_bool('card', False, "Print the export's model card instead of drawing.")
+flags.DEFINE_bool('spherical', False, '--mode=interpolate along great circles (slerp), not lines.')
 flags.DEFINE_enum('sampler', 'prior', gmm.SAMPLERS, 'Codes of --mode=sample: prior N(0, I) '
                   '(signature sample), or the mixture of training codes (sample_gmm).')
 
@@ -57,9 +58,10 @@ def load(path):
     return model
 
 
-def draw(model, mode, num, seed, steps, sampler='prior'):
+def draw(model, mode, num, seed, steps, sampler='prior', spherical=False):
     """uint8 grid of `num` samples (codes from the prior or the export's mixture), or `num`
-    interpolation rows of `steps` images, or traversal rows of the `num` most used dimensions.
+    interpolation rows of `steps` images (along lines, or `spherical`ly), or traversal rows of
+    the `num` most used dimensions.
 
     Raises:
       ExportError: the export lacks the signature (`sample_gmm`, `traverse`) that this needs.
@@ -83,6 +85,10 @@ def draw(model, mode, num, seed, steps, sampler='prior'):
                                             steps=tf.constant(steps, tf.int32))['images'].numpy()
         return summaries.uint8_grid(rows.reshape(-1, *rows.shape[2:]), steps)
     z = tf.random.stateless_normal([2, num, z_dim], seed=[seed, 1])
+    if spherical:  # the export interpolates along lines; the circle's codes go through g(z)
+        codes = generator.interpolation_codes(z[0], z[1], steps, spherical=True)
+        images = model.signatures['serving_default'](z=tf.reshape(codes, [-1, z_dim]))['images']
+        return summaries.uint8_grid(images.numpy(), steps)
     rows = model.signatures['interpolate'](z_start=z[0], z_end=z[1],
                                            steps=tf.constant(steps, tf.int32))['images'].numpy()
     return summaries.uint8_grid(rows.reshape(-1, *rows.shape[2:]), steps)
@@ -115,7 +121,7 @@ def main(argv):
             return
         model = load(path)
         grid = draw(model, FLAGS.mode, FLAGS.num, FLAGS.sample_seed, FLAGS.interp_steps,
-                    FLAGS.sampler)
+                    FLAGS.sampler, FLAGS.spherical)
     except (ConfigError, export_lib.ExportError) as err:
         print(f'pga_tf.sample: error: {err}', file=sys.stderr)
         sys.exit(2)

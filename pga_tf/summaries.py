@@ -46,11 +46,10 @@ def reconstruction_grid(encoder, decoder, x, cols=8):
 def interpolation_grid(encoder, decoder, x_a, x_b):
     """One row per pair (the paper's Fig. 2): x_a, 9 images along f(x_a) -> f(x_b), x_b."""
     z_a, z_b = losses.encode(encoder, x_a, False)[0], losses.encode(encoder, x_b, False)[0]
-    rows = [x_a]
-    for t in np.linspace(0.0, 1.0, INTERPOLATION_STEPS):
-        rows.append(decoder((1 - t) * z_a + t * z_b, training=False))
-    rows.append(x_b)
-    row_major = tf.reshape(tf.stack(rows, 1), [-1, *x_a.shape[1:]])
+    codes = generator.interpolation_codes(z_a, z_b, INTERPOLATION_STEPS)
+    path = tf.reshape(decoder(tf.reshape(codes, [-1, z_a.shape[-1]]), training=False),
+                      [len(x_a), INTERPOLATION_STEPS, *x_a.shape[1:]])
+    row_major = tf.reshape(tf.concat([x_a[:, None], path, x_b[:, None]], 1), [-1, *x_a.shape[1:]])
     return image_grid(row_major, INTERPOLATION_STEPS + 2)
 
 

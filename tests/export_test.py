@@ -36,12 +36,19 @@ def test_export_then_sample(exported, tmp_path):
 
 
 def test_sample_draws_interpolation_rows(exported):
+    import numpy as np
+
     from pga_tf import sample
 
     rows = sample.draw(sample.load(exported[3]), 'interpolate', 3, 0, 7)
     assert rows.shape == (3 * 28, 7 * 28, 1)
     rows = sample.draw(sample.load(exported[3]), 'traverse', 4, 0, 9)
     assert rows.shape == (4 * 28, 9 * 28, 1)
+    arcs = sample.draw(sample.load(exported[3]), 'interpolate', 3, 0, 7, spherical=True)
+    lines = sample.draw(sample.load(exported[3]), 'interpolate', 3, 0, 7)
+    assert arcs.shape == lines.shape  # the same ends, other paths between them
+    np.testing.assert_array_equal(arcs[:, :28], lines[:, :28])
+    assert not np.array_equal(arcs, lines)
 
 
 def test_sample_draws_from_the_exported_mixture(exported, tmp_path):

@@ -85,3 +85,21 @@ def test_traversal_grid_rows_meet_at_the_code_of_the_first_image():
     expected = summaries.image_grid(decoder(encoder(x[:1]), training=False), 1)
     for image in middle:
         np.testing.assert_array_equal(image, expected)
+
+
+@pytest.mark.parametrize('spherical', [False, True])
+def test_interpolation_codes(spherical):
+    rng = np.random.RandomState(0)
+    a, b = rng.randn(3, 6).astype(np.float32), rng.randn(3, 6).astype(np.float32)
+    codes = generator.interpolation_codes(a, b, 5, spherical).numpy()
+    t = np.linspace(0, 1, 5)[None, :, None]
+    if spherical:  # slerp, in float64
+        a64, b64 = a.astype(np.float64)[:, None], b.astype(np.float64)[:, None]
+        cos = (a64 * b64).sum(-1, keepdims=True) / np.linalg.norm(a64, axis=-1, keepdims=True) / np.linalg.norm(b64, axis=-1, keepdims=True)
+        omega = np.arccos(cos)
+        expected = (np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)
+    else:
+        expected = (1 - t) * a[:, None] + t * b[:, None]
+    np.testing.assert_allclose(codes, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(codes[:, 0], a, atol=1e-5)
+    np.testing.assert_allclose(codes[:, -1], b, atol=1e-5)
