@@ -63,6 +63,7 @@ def make_material(root):
     train_lib.train(config, os.path.join(root, 'run'))
     run = run_folder.RunFolder(os.path.join(root, 'run')).load()
     export_lib.export(run.encoder, run.decoder, os.path.join(root, 'export'))
+    os.makedirs(os.path.join(root, 'stats'))  # the digits classifier ships: only statistics go here
     rng = np.random.RandomState(0)
     os.makedirs(os.path.join(root, 'images'))
     for i in range(16):
@@ -192,7 +193,8 @@ def cases():
             ('optimizer', 'nope', '--optimizer'), ('cpu_replicas', '-1', '--cpu_replicas'),
             ('log_every', '0', '--log_every'), ('checkpoint_every', '0', '--checkpoint_every'),
             ('on_nonfinite', 'nope', '--on_nonfinite'), ('max_skips', '-1', '--max_skips'),
-            ('features', 'nope', '--features'), ('init_steps', '-1', '--init_steps')]:
+            ('features', 'nope', '--features'), ('init_steps', '-1', '--init_steps'),
+            ('resize', 'nope', '--resize'), ('sigma_init', '0', '--sigma_init')]:
         out.append(refused(f'train --{flag}={value}', 'train', [*new, f'--{flag}={value}'], says))
     out += [
         refused('train unknown flag', 'train', [*new, '--learning_rate=0.1'], 'learning_rate'),
@@ -206,6 +208,9 @@ def cases():
         refused('train --dataset=celeba offline', 'train',
                 ['--dataset=celeba', '--model=vpga', '--run_dir=new', '--data_dir=tfds', *TINY],
                 '--data_dir'),
+        refused('train --dataset=celeba --crop wider than its images', 'train',
+                ['--dataset=celeba', '--model=vpga', '--run_dir=new', '--crop=200', *TINY],
+                '--crop=200'),
         refused('train --strategy=multi_worker without TF_CONFIG', 'train',
                 [*new, '--strategy=multi_worker'], 'TF_CONFIG'),
         refused('train --strategy=tpu without a TPU', 'train', [*new, '--strategy=tpu'], 'TPU'),
@@ -299,6 +304,12 @@ def cases():
         refused('evaluate a checkpoint of non-finite weights', 'evaluate', [run, *ev],
                 'non-finite', prepare=nan_checkpoint),
         refused('evaluate extra argument', 'evaluate', [run, *ev, 'extra'], 'argument'),
+        refused('evaluate --sampler=nope', 'evaluate', [run, *ev, '--sampler=nope'], '--sampler'),
+        ok('evaluate --sampler=gmm', 'evaluate', [run, *ev, '--sampler=gmm'],
+           exists('run/eval_classifier_v2_gmm_4_100x1.json', 'run/gmm_4.npz')),
+        ok('evaluate --sampler=gmm with a damaged mixture', 'evaluate', [run, *ev, '--sampler=gmm'],
+           exists('run/eval_classifier_v2_gmm_4_100x1.json'), says='fitting the mixture again',
+           prepare=lambda f: write(os.path.join(f, 'run', 'gmm_4.npz'), b'PK not a mixture')),
         ok('evaluate with the newest checkpoint damaged', 'evaluate', [run, *ev],
            all_checks(exists('run/eval_classifier_v2_2_100x1.json'),
                       exists('run/checkpoints/ckpt-4.index')), says='damaged',
@@ -362,6 +373,13 @@ def cases():
         refused('sample --interp_steps=1', 'sample', ['--export_dir=export', '--interp_steps=1'],
                 '--interp_steps'),
         ok('sample', 'sample', ['--export_dir=export', '--out=g.png'], exists('g.png')),
+        refused('sample --sampler=nope', 'sample', ['--export_dir=export', '--sampler=nope'], '--sampler'),
+        refused('sample --sampler=gmm from an export without a mixture', 'sample',
+                ['--export_dir=export', '--sampler=gmm'], "no 'sample_gmm' signature"),
+        refused('sample --card from an export without a card', 'sample',
+                ['--export_dir=export', '--card'], 'model_card.md'),
+        ok('sample --mode=traverse', 'sample', ['--export_dir=export', '--mode=traverse', '--num=3',
+                                                '--out=t.png'], exists('t.png')),
     ]
     # bench and study
     out += [

@@ -53,6 +53,8 @@ def main(argv):
         sys.exit(2)
     try:
         export_lib.check_model_folder(FLAGS.export_dir)
+        if FLAGS.version:  # refused before any work (the mixture's fit writes into the run)
+            export_lib.check_new_version(FLAGS.export_dir, FLAGS.version)
         folder = run_folder.RunFolder(FLAGS.run_dir)
         run = folder.load(FLAGS.checkpoint)
         config, encoder, decoder, step = run.config, run.encoder, run.decoder, run.step

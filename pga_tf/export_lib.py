@@ -147,6 +147,18 @@ def check_model_folder(export_dir):
                               'versions; pass a new folder or a model folder')
 
 
+def check_new_version(export_dir, version):
+    """The path of version `version` of `export_dir`.
+
+    Raises:
+      ExportError: it exists (versions are never overwritten).
+    """
+    final = os.path.join(export_dir, str(version))
+    if os.path.exists(final):
+        raise ExportError(f'{final} exists; versions are never overwritten (omit --version for the next)')
+    return final
+
+
 def _remove_leftovers(export_dir):
     """Temporary folders of exports whose process is gone (killed mid-write)."""
     for name in os.listdir(export_dir):
@@ -183,9 +195,7 @@ def export(encoder, decoder, export_dir, version=None, mixture=None, card=None):
     """
     check_model_folder(export_dir)
     version = version or next_version(export_dir)
-    final = os.path.join(export_dir, str(version))
-    if os.path.exists(final):
-        raise ExportError(f'{final} exists; versions are never overwritten (omit --version for the next)')
+    final = check_new_version(export_dir, version)
     os.makedirs(export_dir, exist_ok=True)
     _remove_leftovers(export_dir)
     tmp = os.path.join(export_dir, f'.tmp-{version}-{os.getpid()}')
