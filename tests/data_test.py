@@ -66,7 +66,7 @@ def _celeba_reference(image, resize='tf1_bicubic'):
 def _assert_equal_but_round_off(out, expected):
     """Equal to the float64 reference but where float32 round-off crosses a .5 (by one level)."""
     diff = np.abs(out.astype(int) - expected)
-    assert out.shape == (64, 64, 3) and diff.max() <= 1 and diff.mean() < 1e-3
+    assert out.shape == (64, 64, 3) and diff.max() <= 1 and diff.mean() < 5e-3
 
 
 @pytest.mark.parametrize('resize', data.RESIZES)
