@@ -10,8 +10,9 @@ from PIL import Image
 
 def test_quick_study(tmp_path):
     env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
-    # Two methods: a PGA method and a baseline go through the same code as the other three.
-    methods = ['lpga', 'vae']
+    # One method: every method goes through the same code (the table's rows and order are
+    # tested on their own below).
+    methods = ['lpga']
     result = subprocess.run([sys.executable, '-m', 'pga_tf.study', '--quick',
                              f'--methods={",".join(methods)}', f'--out_dir={tmp_path / "study"}',
                              f'--stats_dir={tmp_path / "stats"}'],
