@@ -6,7 +6,6 @@ Each SavedModel version folder holds `model_card.json` (machine-readable) and `m
 import glob
 import json
 import os
-import re
 
 import pga_tf
 from pga_tf import losses
@@ -27,15 +26,18 @@ LIMITS = ('Generates images like its training data only; it inherits that data\'
 
 
 def evaluations(run_path, step):
-    """The results of `pga_tf.evaluate` that the run folder holds for `step`, largest first."""
+    """The results of `pga_tf.evaluate` that the run folder holds for `step`, largest first
+    (read from the result files themselves, whatever their names)."""
     found = []
-    for path in glob.glob(os.path.join(run_path, f'eval_*_{step}_*x*.json')):
-        match = re.fullmatch(rf'eval_(.+?)_(?:(gmm)_)?{step}_(\d+)x(\d+)\.json', os.path.basename(path))
+    for path in glob.glob(os.path.join(run_path, 'eval_*.json')):
         try:
             with open(path) as f:
                 result = json.load(f)
-            found.append({'features': match.group(1), 'sampler': match.group(2) or 'prior',
-                          'num_samples': int(match.group(3)), 'repeats': int(match.group(4)),
+            if result.get('step') != step:
+                continue
+            found.append({'features': result['features'], 'sampler': result.get('sampler', 'prior'),
+                          'num_samples': int(result['num_samples']),
+                          'repeats': len(result['fid']['values']),
                           'fid_mean': result['fid']['mean'], 'fid_std': result['fid']['std'],
                           'rec_fid': result['rec_fid'], 'kid': result.get('samples', {}).get('kid')})
         except (OSError, ValueError, KeyError, TypeError, AttributeError):

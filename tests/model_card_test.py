@@ -1,12 +1,19 @@
 """The model card: the run's evaluations at the exported step, its settings, both files."""
 import json
+import re
 
 from pga_tf import cli_flags, model_card
 
 
 def _result(path, fid, std, rec, kid):
-    path.write_text(json.dumps({'fid': {'mean': fid, 'std': std, 'values': [fid]}, 'rec_fid': rec,
-                                'samples': {'kid': kid}}))
+    """A result file as pga_tf.evaluate writes it, its fields read from its name."""
+    features, sampler, step, size = re.fullmatch(
+        r'eval_(classifier_v2)_(?:(gmm)_)?(\d+)_(\d+x\d+)\.json', path.name).groups()
+    num, repeats = map(int, size.split('x'))
+    path.write_text(json.dumps({
+        'fid': {'mean': fid, 'std': std, 'values': [fid] * repeats}, 'rec_fid': rec,
+        'samples': {'kid': kid}, 'features': features, 'sampler': sampler or 'prior',
+        'step': int(step), 'num_samples': num}))
 
 
 def test_card_holds_the_runs_evaluations_at_its_step(tmp_path):
