@@ -20,10 +20,86 @@ def make_optimizer(name, learning_rate, momentum=0.9):
     raise ValueError(f'unknown optimizer {name!r}; choose one of {OPTIMIZERS}')
 
 
+def network_optimizer(optimizer, network):
+    """`optimizer` made ready for `network`: built on its trainable variables, and wrapped in
+    a LossScaleOptimizer when the network computes in mixed_float16 (float16 gradients
+    underflow without loss scaling; bfloat16 has float32's range)."""
+    if network.dtype_policy.name == 'mixed_float16':
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    # Built up front: a checkpoint restores into existing slots, and a distributed step
+    # cannot create them (NOTES.md §4).
+    optimizer.build(network.trainable_variables)
+    return optimizer
+
+
 def default_jit_compile():
     """XLA only where a GPU is present: on CPU `pga_tf.bench --compare` measured it slower
     (0.77x on conv_mnist, 0.07x on conv_64): oneDNN's kernels beat XLA's CPU code."""
     return bool(tf.config.list_physical_devices('GPU'))
+
+
+def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, replicas=1):
+    """One two-gradient update: ∂enc_loss/∂φ by `opt_enc`, ∂dec_loss/∂θ by `opt_dec`.
+
+    The step of `Trainer` and of `keras_model.PGA` alike. With one replica a step whose loss
+    or gradient is not finite changes nothing (weights, optimiser slots, batch-norm
+    statistics); with several the update is applied and the caller stops on `finite` False.
+
+    Args:
+      method, encoder, decoder, x, noise: as `losses.compute_losses` takes them.
+      opt_enc, opt_dec: Keras optimisers built on each network's trainable variables
+        (`LossScaleOptimizer`s for mixed_float16).
+      weights: `losses.LossWeights`, already gated by any warm-up.
+      replicas: replicas in sync; each one's losses count 1/replicas of the global mean.
+
+    Returns:
+      dict: `enc_loss`, `dec_loss`, every term of `compute_losses`, and `finite` (bool).
+    """
+    loss_scaling = isinstance(opt_enc, keras.optimizers.LossScaleOptimizer)
+    # Batch norm updates its statistics in the forward pass: keep them to undo a bad step
+    # (one replica only: with several, a bad step stops training instead).
+    state = encoder.non_trainable_variables + decoder.non_trainable_variables
+    saved = [tf.identity(v) for v in state] if replicas == 1 else []
+    with tf.GradientTape(persistent=True) as tape:
+        enc_loss, dec_loss, terms = losses.compute_losses(method, encoder, decoder, x, noise,
+                                                          weights)
+        # Keras optimisers sum the replicas' gradients: each replica's losses (means over
+        # its share of the batch) count 1/replicas of the global mean.
+        enc_scaled, dec_scaled = enc_loss / replicas, dec_loss / replicas
+        if loss_scaling:
+            enc_scaled, dec_scaled = opt_enc.scale_loss(enc_scaled), opt_dec.scale_loss(dec_scaled)
+    # ∂enc_loss/∂φ and ∂dec_loss/∂θ only: neither loss moves the other network.
+    enc_vars, dec_vars = encoder.trainable_variables, decoder.trainable_variables
+    # Zero, not None, for a variable that no counted term reaches (σ's head of a VPGA
+    # with --vrec=0 --vkld=0).
+    zero = tf.UnconnectedGradients.ZERO
+    enc_grads = tape.gradient(enc_scaled, enc_vars, unconnected_gradients=zero)
+    dec_grads = tape.gradient(dec_scaled, dec_vars, unconnected_gradients=zero)
+    del tape
+    checks = [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
+    if not loss_scaling:  # a loss-scale optimiser skips overflowing gradients itself
+        checks += [tf.reduce_all(tf.math.is_finite(g)) for g in enc_grads + dec_grads]
+    # One decision for all replicas: their optimiser updates meet in an all-reduce.
+    bad = tf.cast(tf.logical_not(tf.reduce_all(tf.stack(checks))), tf.float32)
+    finite = tf.distribute.get_replica_context().all_reduce('SUM', bad) == 0
+
+    def apply():
+        opt_enc.apply(enc_grads, enc_vars)
+        opt_dec.apply(dec_grads, dec_vars)
+        return tf.constant(True)
+
+    def undo():
+        for v, value in zip(state, saved):
+            v.assign(value)
+        return tf.constant(False)
+
+    if replicas == 1:
+        tf.cond(finite, apply, undo)
+    else:
+        # A cond cannot hold the optimisers' cross-replica sums: the update is applied, and
+        # the training loop stops on a non-finite step (--on_nonfinite=skip needs 1 replica).
+        apply()
+    return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms, 'finite': finite}
 
 
 class Trainer:
@@ -59,19 +135,10 @@ class Trainer:
         self.z_dim = decoder.input_shape[-1]
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
-        # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
-        self.loss_scaling = encoder.dtype_policy.name == 'mixed_float16'
         with self.strategy.scope():
             # One optimiser per network: a Keras 3 optimiser is bound to one variable list.
-            self.opt_enc = make_optimizer(optimizer, learning_rate)
-            self.opt_dec = make_optimizer(optimizer, learning_rate)
-            if self.loss_scaling:
-                self.opt_enc = keras.optimizers.LossScaleOptimizer(self.opt_enc)
-                self.opt_dec = keras.optimizers.LossScaleOptimizer(self.opt_dec)
-            # Built up front: a checkpoint restores into existing slots, and a distributed
-            # step cannot create them (NOTES.md §4).
-            self.opt_enc.build(encoder.trainable_variables)
-            self.opt_dec.build(decoder.trainable_variables)
+            self.opt_enc = network_optimizer(make_optimizer(optimizer, learning_rate), encoder)
+            self.opt_dec = network_optimizer(make_optimizer(optimizer, learning_rate), decoder)
             # Replicas update these counters alike; the first replica's update is kept.
             counter = dict(dtype=tf.int64, trainable=False,
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -117,55 +184,13 @@ class Trainer:
 
     def _update(self, x, noise):
         """The update of `_train_step` for given noise (a `losses.draw_noise` dict)."""
-        # Batch norm updates its statistics in the forward pass: keep them to undo a bad step
-        # (one replica only: with several, a bad step stops training instead).
-        state = self.encoder.non_trainable_variables + self.decoder.non_trainable_variables
-        saved = [tf.identity(v) for v in state] if self.replicas == 1 else []
         # The original's warm-up: auxiliary coefficients are 0 before init_steps.
         gate = tf.cast(self.step >= self.init_steps, tf.float32)
-        with tf.GradientTape(persistent=True) as tape:
-            enc_loss, dec_loss, terms = losses.compute_losses(
-                self.method, self.encoder, self.decoder, x, noise, self.weights.scaled(gate))
-            # Keras optimisers sum the replicas' gradients: each replica's losses (means over
-            # its share of the batch) count 1/replicas of the global mean.
-            enc_scaled, dec_scaled = enc_loss / self.replicas, dec_loss / self.replicas
-            if self.loss_scaling:
-                enc_scaled, dec_scaled = self.opt_enc.scale_loss(enc_scaled), self.opt_dec.scale_loss(dec_scaled)
-        # ∂enc_loss/∂φ and ∂dec_loss/∂θ only: neither loss moves the other network.
-        enc_vars = self.encoder.trainable_variables
-        dec_vars = self.decoder.trainable_variables
-        # Zero, not None, for a variable that no counted term reaches (σ's head of a VPGA
-        # with --vrec=0 --vkld=0).
-        zero = tf.UnconnectedGradients.ZERO
-        enc_grads = tape.gradient(enc_scaled, enc_vars, unconnected_gradients=zero)
-        dec_grads = tape.gradient(dec_scaled, dec_vars, unconnected_gradients=zero)
-        del tape
-        checks = [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
-        if not self.loss_scaling:  # a loss-scale optimiser skips overflowing gradients itself
-            checks += [tf.reduce_all(tf.math.is_finite(g)) for g in enc_grads + dec_grads]
-        # One decision for all replicas: their optimiser updates meet in an all-reduce.
-        bad = tf.cast(tf.logical_not(tf.reduce_all(tf.stack(checks))), tf.float32)
-        finite = tf.distribute.get_replica_context().all_reduce('SUM', bad) == 0
-
-        def apply():
-            self.opt_enc.apply(enc_grads, enc_vars)
-            self.opt_dec.apply(dec_grads, dec_vars)
-            return tf.constant(0, tf.int64)
-
-        def undo():
-            for v, value in zip(state, saved):
-                v.assign(value)
-            return tf.constant(1, tf.int64)
-
-        if self.replicas == 1:
-            self.skipped.assign_add(tf.cond(finite, apply, undo))
-        else:
-            # A cond cannot hold the optimisers' cross-replica sums: the update is applied, and
-            # the training loop stops on a non-finite step (--on_nonfinite=skip needs 1 replica).
-            apply()
-            self.skipped.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
+        out = apply_update(self.method, self.encoder, self.decoder, self.opt_enc, self.opt_dec,
+                           x, noise, self.weights.scaled(gate), self.replicas)
+        self.skipped.assign_add(tf.cast(tf.logical_not(out['finite']), tf.int64))
         self.step.assign_add(1)
-        return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms, 'finite': finite}
+        return out
 
     def save(self):
         """Writes a checkpoint numbered by the step; returns its path."""
