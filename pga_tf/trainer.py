@@ -107,7 +107,9 @@ class Trainer:
 
     Args:
       method: a key of `losses.METHODS`.
-      encoder, decoder: from `models.build_models`.
+      encoder, decoder: ours (`models.build_models`) or any Keras models that meet
+        `keras_model.PGA`'s contract (images in [-1, 1]; a variational method's encoder
+        returns (z_mu, z_log_sigma_sq)).
       weights: `losses.LossWeights` (or a mapping of its fields).
       learning_rate: of both optimisers.
       optimizer: 'sgd' (momentum 0.9) or 'adam'.
