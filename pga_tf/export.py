@@ -9,7 +9,9 @@ the training images can be read, the Gaussian mixture of their codes (the run fo
 gmm_<step>.npz, fitted with the checkpoint's encoder as `pga_tf.evaluate --sampler=gmm` fits it)
 is exported as the `sample_gmm` signature. Each version holds a model card (model_card.md and
 model_card.json: method, data, settings, step, the run's evaluations at that step, intended use
-and limits); `pga_tf.sample --card` prints it.
+and limits); `pga_tf.sample --card` prints it. With --tflite, the version also holds
+decoder.tflite (z -> uint8 images) and encoder.tflite (uint8 images -> z), LiteRT models
+converted from the serving_default and encode signatures.
 """
 import sys
 
@@ -20,6 +22,8 @@ from pga_tf.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
 cli_flags.define('run_dir', 'checkpoint', 'export_dir', 'version')
+flags.DEFINE_bool('tflite', False, 'Also write the generator and the encoder as LiteRT models '
+                  '(decoder.tflite, encoder.tflite) in the version folder.')
 flags.DEFINE_integer('bn_batches', 50, 'Batches of 256 training images behind the encoder\'s '
                      'batch-norm statistics.', lower_bound=1)
 
@@ -62,7 +66,7 @@ def main(argv):
         _recompute_encoder_batch_norm(config, encoder)
         card = model_card.build(config, step, folder.path, signatures=())
         path = export_lib.export(encoder, decoder, FLAGS.export_dir, FLAGS.version or None,
-                                 mixture, card)
+                                 mixture, card, FLAGS.tflite)
     except (ConfigError, export_lib.ExportError) as err:
         print(f'pga_tf.export: error: {err}', file=sys.stderr)
         sys.exit(2)

@@ -13,6 +13,11 @@ Signatures (batch dimension None):
   sample_gmm       num_samples int32 [], seed int64 []   -> images uint8, z float32: z from the
                    Gaussian mixture of the training codes (pga_tf.gmm), held as graph constants;
                    present when the export was given a mixture
+
+With `tflite`, the version folder also holds LiteRT (TFLite) models converted from two of these
+signatures, for phones and browsers (TF Serving ignores them):
+  decoder.tflite   serving_default: z float32 [B, z_dim] -> images uint8
+  encoder.tflite   encode: images uint8 -> z float32
 """
 import os
 import re
@@ -20,13 +25,15 @@ import shutil
 
 import tensorflow as tf
 
-from pga_tf import data, generator, gmm, losses, model_card, paths
+from pga_tf import data, generator, gmm, losses, model_card, paths, tf_startup
 
 MODELS_CONFIG = 'models.config'
 # Written before being renamed into place: .tmp-<version>-<pid>/, models.config.tmp-<pid>.
 _TMP = re.compile(r'(?:\.tmp-\d+|models\.config\.tmp)-(\d+)')
 SIGNATURES = ('serving_default', 'sample', 'decode', 'encode', 'reconstruct', 'interpolate',
               'traverse')
+# LiteRT models of a version, and the signature each is converted from.
+TFLITE = {'decoder.tflite': 'serving_default', 'encoder.tflite': 'encode'}
 
 
 class ExportError(Exception):
@@ -178,10 +185,22 @@ def _alive(pid):
     return True
 
 
-def export(encoder, decoder, export_dir, version=None, mixture=None, card=None):
+def write_tflite(saved_model_dir):
+    """Converts `TFLITE`'s signatures of a SavedModel into LiteRT models beside it (float32,
+    batch dimension dynamic)."""
+    for name, signature in TFLITE.items():
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, [signature])
+        with tf_startup.native_stderr_filtered(tf_startup.CONVERTER_NOISE):
+            flatbuffer = converter.convert()
+        with open(os.path.join(saved_model_dir, name), 'wb') as f:
+            f.write(flatbuffer)
+
+
+def export(encoder, decoder, export_dir, version=None, mixture=None, card=None, tflite=False):
     """Writes `<export_dir>/<version>/` atomically, and `<export_dir>/models.config`; with a
     `gmm.GaussianMixture` of the codes, the `sample_gmm` signature too; with a `card`
-    (`model_card.build` without its signatures), the model card in the version folder.
+    (`model_card.build` without its signatures), the model card in the version folder; with
+    `tflite`, the LiteRT models of `TFLITE` in it.
 
     The SavedModel is written to a temporary folder beside the version and renamed into place
     only when complete: a server polling `export_dir` never sees a half-written version, and a
@@ -202,8 +221,11 @@ def export(encoder, decoder, export_dir, version=None, mixture=None, card=None):
     try:
         module = GeneratorModule(encoder, decoder, mixture)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
+        if tflite:
+            write_tflite(tmp)
         if card is not None:
-            model_card.write({**card, 'signatures': sorted(module.signatures())}, tmp)
+            model_card.write({**card, 'signatures': sorted(module.signatures()),
+                              'litert': dict(TFLITE) if tflite else {}}, tmp)
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

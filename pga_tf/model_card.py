@@ -56,6 +56,7 @@ def build(config, step, run_path, signatures):
         'settings': {name: getattr(config, name) for name in SETTINGS},
         'evaluations': evaluations(run_path, step),
         'signatures': sorted(signatures),
+        'litert': {},  # LiteRT model file -> the signature it was converted from
         'paper': PAPER,
         'intended_use': INTENDED_USE,
         'limitations': LIMITS,
@@ -80,8 +81,10 @@ def markdown(card):
                          f"| {e['fid_mean']:.2f} ± {e['fid_std']:.2f} | {e['rec_fid']:.2f} | {kid} |")
     else:
         lines.append('None at this step (run `python -m pga_tf.evaluate` before exporting).')
-    lines += ['', '## Signatures', '', ', '.join(f'`{n}`' for n in card['signatures']), '',
-              '## Intended use', '', card['intended_use'], '', '## Limitations', '',
+    lines += ['', '## Signatures', '', ', '.join(f'`{n}`' for n in card['signatures']), '']
+    if card.get('litert'):
+        lines += ['LiteRT models: ' + ', '.join(f'`{f}` ({s})' for f, s in card['litert'].items()), '']
+    lines += ['## Intended use', '', card['intended_use'], '', '## Limitations', '',
               card['limitations'], '', '## Reference', '', card['paper'], '']
     return '\n'.join(lines)
 

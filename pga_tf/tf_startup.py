@@ -6,6 +6,7 @@ failed. They come before every message of every command, so a refusal would not 
 `import_quietly` imports TensorFlow and finds its devices with stderr captured, then writes back
 every captured line except those; `TF_CPP_MIN_LOG_LEVEL=0` writes back all of them.
 """
+import contextlib
 import os
 import re
 import sys
@@ -17,29 +18,43 @@ _NOISE = re.compile(rb'I\d{4} |WARNING: All log messages before absl::Initialize
                     rb'To enable the following instructions:|E\d{4} .*failed call to cuInit')
 
 
-def import_quietly():
-    """Imports tensorflow and lists its physical devices, keeping start-up noise off stderr."""
-    if 'tensorflow' in sys.modules:
-        return
+# What the LiteRT converter prints on every conversion: flags it ignores, MLIR pass notes.
+CONVERTER_NOISE = re.compile(rb'W\d{4} .*(?:Ignored output_format|Ignored drop_control_dependency)|'
+                             rb'I\d{4} ')
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(noise):
+    """Runs the body with file descriptor 2 captured (TensorFlow's C++ writes there, past
+    sys.stderr), then writes back every captured line that `noise` does not match; all of
+    them when the body raised, or with `TF_CPP_MIN_LOG_LEVEL=0`."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, AttributeError, ValueError):  # no stderr to keep clean
-        import tensorflow  # noqa: F401
+        yield
         return
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         failed = True
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
+            yield
             failed = False
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
             show_all = failed or os.environ.get('TF_CPP_MIN_LOG_LEVEL') == '0'
-            kept = [line for line in sink if show_all or not _NOISE.match(line)]
+            kept = [line for line in sink if show_all or not noise.match(line)]
             if kept:
                 os.write(2, b''.join(kept))
+
+
+def import_quietly():
+    """Imports tensorflow and lists its physical devices, keeping start-up noise off stderr."""
+    if 'tensorflow' in sys.modules:
+        return
+    with native_stderr_filtered(_NOISE):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import data, export_lib, generator, gmm, models
+from pga_tf import data, export_lib, generator, gmm, model_card, models
+from pga_tf.config import Config
 from conftest import Z_DIM
 
 
@@ -183,3 +184,37 @@ def test_recomputed_batch_norm_matches_training_mode():
     assert after < 0.1 * before and after < 0.02
     assert all(bn.momentum == 0.999 for bn in decoder.layers
                if isinstance(bn, tf.keras.layers.BatchNormalization))
+
+
+def _litert(path, signature):
+    import warnings
+
+    with warnings.catch_warnings():  # tf.lite.Interpreter's notice about ai_edge_litert
+        warnings.simplefilter('ignore')
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+    return interpreter.get_signature_runner(signature)
+
+
+def test_litert_models_agree_with_the_saved_model(tmp_path):
+    """With batch norm (folded into the LiteRT graph) and any batch size."""
+    tf.keras.utils.set_random_seed(5)
+    encoder, decoder = models.build_models('conv_32', 6, 3, variational=True, use_bn=True,
+                                           width=1 / 16)
+    card = model_card.build(Config(dataset='cifar10', model='vpga', arch='conv_32', z_dim=6),
+                            0, str(tmp_path), signatures=())
+    path = pathlib.Path(export_lib.export(encoder, decoder, str(tmp_path / 'm'), tflite=True,
+                                          card=card))
+    saved = tf.saved_model.load(str(path)).signatures
+    assert json.loads((path / 'model_card.json').read_text())['litert'] == export_lib.TFLITE
+    assert '`decoder.tflite` (serving_default)' in (path / 'model_card.md').read_text()
+    rng = np.random.default_rng(0)
+    for batch in (1, 5):
+        z = rng.normal(size=(batch, 6)).astype(np.float32)
+        images = rng.integers(0, 256, (batch, 32, 32, 3)).astype(np.uint8)
+        lite = _litert(path / 'decoder.tflite', 'serving_default')(z=z)['images']
+        ref = saved['serving_default'](z=tf.constant(z))['images'].numpy()
+        assert lite.dtype == np.uint8 and lite.shape == ref.shape
+        assert np.abs(lite.astype(int) - ref.astype(int)).max() <= 1  # float32 round-off at .5
+        z_lite = _litert(path / 'encoder.tflite', 'encode')(images=images)['z']
+        np.testing.assert_allclose(z_lite, saved['encode'](images=tf.constant(images))['z'].numpy(),
+                                   rtol=1e-4, atol=1e-5)

@@ -18,9 +18,12 @@ def run(module, *args):
 def test_export_then_sample(exported, tmp_path):
     root = exported[0]
     export_dir = tmp_path / 'exports' / 'digits'
-    result = run('pga_tf.export', f'--run_dir={root / "run"}', f'--export_dir={export_dir}')
+    result = run('pga_tf.export', f'--run_dir={root / "run"}', f'--export_dir={export_dir}',
+                 '--tflite')
     assert result.returncode == 0, result.stderr[-3000:]
     assert (export_dir / '1' / 'saved_model.pb').exists() and (export_dir / 'models.config').exists()
+    assert (export_dir / '1' / 'decoder.tflite').exists() and (export_dir / '1' / 'encoder.tflite').exists()
+    assert 'Ignored output_format' not in result.stderr  # the converter's notes are dropped
     import json
 
     from pga_tf import sample

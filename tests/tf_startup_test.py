@@ -19,3 +19,19 @@ KEPT = [
 def test_only_start_up_noise_is_dropped():
     assert all(tf_startup._NOISE.match(line) for line in NOISE)
     assert not any(tf_startup._NOISE.match(line) for line in KEPT)
+
+
+def test_the_filter_drops_matching_native_lines_and_keeps_the_rest(capfd):
+    import os
+
+    with tf_startup.native_stderr_filtered(tf_startup._NOISE):
+        for line in NOISE + KEPT:
+            os.write(2, line)
+    assert capfd.readouterr().err.encode() == b''.join(KEPT)
+
+
+def test_the_converters_lines_are_noise():
+    noise = [b'W0000 00:00:1795759804.455377   32413 tf_tfl_flatbuffer_helpers.cc:364] Ignored output_format.\n',
+             b'W0000 00:00:1795759804.455436   32413 tf_tfl_flatbuffer_helpers.cc:367] Ignored drop_control_dependency.\n']
+    assert all(tf_startup.CONVERTER_NOISE.match(line) for line in noise)
+    assert not any(tf_startup.CONVERTER_NOISE.match(line) for line in KEPT)
