@@ -22,7 +22,9 @@ signatures, for phones and browsers (TF Serving ignores them):
 import os
 import re
 import shutil
+import tempfile
 
+import keras
 import tensorflow as tf
 
 from pga_tf import data, generator, gmm, losses, model_card, paths, tf_startup
@@ -185,15 +187,33 @@ def _alive(pid):
     return True
 
 
-def write_tflite(saved_model_dir):
-    """Converts `TFLITE`'s signatures of a SavedModel into LiteRT models beside it (float32,
-    batch dimension dynamic)."""
-    for name, signature in TFLITE.items():
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, [signature])
-        with tf_startup.native_stderr_filtered(tf_startup.CONVERTER_NOISE):
-            flatbuffer = converter.convert()
-        with open(os.path.join(saved_model_dir, name), 'wb') as f:
-            f.write(flatbuffer)
+def float32_twin(model):
+    """`model` computing in float32: itself, or a copy with its weights for a mixed-precision
+    model (LiteRT has no kernels for the bfloat16 or float16 ops of a mixed-precision graph)."""
+    if model.dtype_policy.name == 'float32':
+        return model
+    twin = keras.models.clone_model(model, clone_function=lambda layer: layer.__class__.from_config(
+        {**layer.get_config(), 'dtype': 'float32'}))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def write_tflite(encoder, decoder, folder, saved_model_dir):
+    """Writes `TFLITE`'s LiteRT models into `folder` (float32, batch dimension dynamic),
+    converted from `saved_model_dir` (the export of `encoder` and `decoder`), or for
+    mixed-precision networks from an export of their float32 twins."""
+    twins = float32_twin(encoder), float32_twin(decoder)
+    with tempfile.TemporaryDirectory() as tmp:
+        if twins != (encoder, decoder):
+            module = GeneratorModule(*twins)
+            saved_model_dir = os.path.join(tmp, 'float32')
+            tf.saved_model.save(module, saved_model_dir, signatures=module.signatures())
+        for name, signature in TFLITE.items():
+            converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, [signature])
+            with tf_startup.native_stderr_filtered(tf_startup.CONVERTER_NOISE):
+                flatbuffer = converter.convert()
+            with open(os.path.join(folder, name), 'wb') as f:
+                f.write(flatbuffer)
 
 
 def export(encoder, decoder, export_dir, version=None, mixture=None, card=None, tflite=False):
@@ -222,7 +242,7 @@ def export(encoder, decoder, export_dir, version=None, mixture=None, card=None, 
         module = GeneratorModule(encoder, decoder, mixture)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         if tflite:
-            write_tflite(tmp)
+            write_tflite(encoder, decoder, tmp, tmp)
         if card is not None:
             model_card.write({**card, 'signatures': sorted(module.signatures()),
                               'litert': dict(TFLITE) if tflite else {}}, tmp)

@@ -218,3 +218,19 @@ def test_litert_models_agree_with_the_saved_model(tmp_path):
         z_lite = _litert(path / 'encoder.tflite', 'encode')(images=images)['z']
         np.testing.assert_allclose(z_lite, saved['encode'](images=tf.constant(images))['z'].numpy(),
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_a_mixed_precision_generator_converts_through_its_float32_twin(tmp_path):
+    """LiteRT has no bfloat16 kernels: the LiteRT model is the float32 network of the same weights."""
+    tf.keras.utils.set_random_seed(6)
+    encoder, decoder = models.build_models('resnet_32', 6, 3, variational=True, use_bn=True,
+                                           width=1 / 16, precision='mixed_bfloat16')
+    twin = export_lib.float32_twin(decoder)
+    assert twin.dtype_policy.name == 'float32' and export_lib.float32_twin(twin) is twin
+    for a, b in zip(twin.weights, decoder.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    z = np.random.default_rng(1).normal(size=(4, 6)).astype(np.float32)
+    path = pathlib.Path(export_lib.export(encoder, decoder, str(tmp_path / 'm'), tflite=True))
+    lite = _litert(path / 'decoder.tflite', 'serving_default')(z=z)['images']
+    expected = data.to_uint8(generator.generate(twin, tf.constant(z))).numpy()
+    assert np.abs(lite.astype(int) - expected.astype(int)).max() <= 1
