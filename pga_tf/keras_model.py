@@ -16,6 +16,10 @@ import tensorflow as tf
 from pga_tf import losses, trainer
 
 
+# Reported by the update (`trainer.apply_update`), not by `evaluate`.
+GRAD_NORMS = ('enc_grad_norm', 'dec_grad_norm')
+
+
 class PGA(keras.Model):
     """A PGA method (or a baseline) of `losses.METHODS` as a Keras model.
 
@@ -71,7 +75,7 @@ class PGA(keras.Model):
         self.dec_optimizer = trainer.network_optimizer(dec_optimizer, self.decoder)
         # One mean per term over each epoch: the names are those of the method's losses,
         # read from a trace of `compute_losses` (nothing runs).
-        names = ['enc_loss', 'dec_loss', *self._term_names()]
+        names = ['enc_loss', 'dec_loss', *self._term_names(), *GRAD_NORMS]
         self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self._trackers['skipped'] = keras.metrics.Sum(name='skipped')
 
@@ -118,4 +122,5 @@ class PGA(keras.Model):
     def _track(self, values):
         for name, value in values.items():
             self._trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        return {name: tracker.result() for name, tracker in self._trackers.items()
+                if name in values}

@@ -135,7 +135,8 @@ def _log(config, sums, count, elapsed, step, last, steps_per_epoch, global_batch
     means = {k: float(v) / count for k, v in sums.items()}
     steps_per_sec = count / elapsed
     for k, v in means.items():
-        tf.summary.scalar(k if k.endswith('_loss') else f'losses/{k}', v, step=step)
+        group = '' if k.endswith('_loss') else 'grad_norms/' if k.endswith('_grad_norm') else 'losses/'
+        tf.summary.scalar(group + k, v, step=step)
     tf.summary.scalar('lr', config.lr, step=step)
     tf.summary.scalar('perf/steps_per_sec', steps_per_sec, step=step)
     tf.summary.scalar('perf/images_per_sec', steps_per_sec * global_batch, step=step)

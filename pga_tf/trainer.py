@@ -53,7 +53,8 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
       replicas: replicas in sync; each one's losses count 1/replicas of the global mean.
 
     Returns:
-      dict: `enc_loss`, `dec_loss`, every term of `compute_losses`, and `finite` (bool).
+      dict: `enc_loss`, `dec_loss`, every term of `compute_losses`, `enc_grad_norm` and
+      `dec_grad_norm` (global norms of the two gradients), and `finite` (bool).
     """
     loss_scaling = isinstance(opt_enc, keras.optimizers.LossScaleOptimizer)
     # Batch norm updates its statistics in the forward pass: keep them to undo a bad step
@@ -76,6 +77,11 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
     enc_grads = tape.gradient(enc_scaled, enc_vars, unconnected_gradients=zero)
     dec_grads = tape.gradient(dec_scaled, dec_vars, unconnected_gradients=zero)
     del tape
+    # Global norms of ∂enc_loss/∂φ and ∂dec_loss/∂θ, unscaled. With several replicas, of each
+    # replica's own loss (its share of the batch): their mean exceeds the global gradient's norm.
+    unscale = [replicas / opt.dynamic_scale if loss_scaling else replicas for opt in (opt_enc, opt_dec)]
+    norms = {'enc_grad_norm': tf.linalg.global_norm(enc_grads) * tf.cast(unscale[0], tf.float32),
+             'dec_grad_norm': tf.linalg.global_norm(dec_grads) * tf.cast(unscale[1], tf.float32)}
     checks = [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
     if not loss_scaling:  # a loss-scale optimiser skips overflowing gradients itself
         checks += [tf.reduce_all(tf.math.is_finite(g)) for g in enc_grads + dec_grads]
@@ -99,7 +105,7 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
         # A cond cannot hold the optimisers' cross-replica sums: the update is applied, and
         # the training loop stops on a non-finite step (--on_nonfinite=skip needs 1 replica).
         apply()
-    return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms, 'finite': finite}
+    return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms, **norms, 'finite': finite}
 
 
 class Trainer:

@@ -47,7 +47,8 @@ def test_mirrored_on_two_cpus_matches_one_device():
     assert out['replicas'] == [1, 2]
     for a, b in zip(out['one'], out['two']):
         assert sorted(a) == sorted(b)
-        for k in a:
+        # Gradient norms are each replica's own (of its 4 images' loss): not the global one.
+        for k in set(a) - {'enc_grad_norm', 'dec_grad_norm'}:
             np.testing.assert_allclose(b[k], a[k], rtol=2e-3, atol=1e-5, err_msg=k)
     assert out['max_weight_diff'] < 2e-3
 

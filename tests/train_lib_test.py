@@ -86,6 +86,7 @@ def test_tensorboard_and_png_outputs(tmp_path):
     tags, _ = _events(run_dir)
     for tag in ('enc_loss', 'dec_loss', 'lr', 'perf/steps_per_sec', 'perf/images_per_sec',
                 'losses/img_rec', 'losses/zn_rec', 'losses/vrec', 'losses/vkld',
+                'grad_norms/enc_grad_norm', 'grad_norms/dec_grad_norm',
                 'samples/samples', 'samples/reconstructions', 'samples/interpolations',
                 'samples/traversals', 'flags'):
         assert tag in tags, tag
