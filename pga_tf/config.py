@@ -71,10 +71,15 @@ class Config:
     vrec: float = _setting(0.0, 'VPGA latent term (vpga, lvpga).', RECORDED, lower=0)
     vkld: float = _setting(0.0, 'KL weight (vpga, lvpga, and the vae baseline).', RECORDED, lower=0)
     init_steps: int = _setting(0, 'Steps with every coefficient at 0.', RECORDED, lower=0)
+    ramp_steps: int = _setting(0, 'Steps over which the coefficients rise linearly from 0 to '
+                               'their values after init_steps (0: switched on at once, the '
+                               'original).', RECORDED, lower=0)
     # Optimisation.
     optimizer: str = _setting('sgd', 'sgd (momentum 0.9, the paper) or adam.', RECORDED,
                               choices=trainer.OPTIMIZERS)
     lr: float = _setting(0.1, 'Learning rate (> 0).', RECORDED, lower=1e-9)
+    clip_norm: float = _setting(0.0, "Each network's gradient is scaled down to this global "
+                                'norm when above it (0: never, the original).', RECORDED, lower=0)
     batch_size: int = _setting(64, 'Images per step (per replica).', RECORDED, lower=1)
     epochs: int = _setting(1, 'Training length in epochs.', FREE, lower=1)
     train_steps: int = _setting(0, 'Training length in steps; > 0 overrides --epochs.', FREE, lower=0)
@@ -142,7 +147,8 @@ class Config:
             encoder, decoder = self.build_models(sync_bn=strategy.num_replicas_in_sync > 1)
         return trainer.Trainer(self.model, encoder, decoder, self.loss_weights(), self.lr,
                                self.optimizer, self.init_steps, self.seed, jit_compile,
-                               checkpoint_dir, self.max_to_keep, strategy)
+                               checkpoint_dir, self.max_to_keep, strategy,
+                               ramp_steps=self.ramp_steps, clip_norm=self.clip_norm)
 
     def loss_weights(self):
         return losses.LossWeights(zn_rec=self.zn_rec, zh_rec=self.zh_rec, nll=self.nll,

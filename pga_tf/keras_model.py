@@ -35,12 +35,14 @@ class PGA(keras.Model):
         zh_rec, nll, vrec, vkld); `cli_flags.read_preset(dataset, method).loss_weights()`
         gives a preset's.
       init_steps: steps of plain autoencoder training before the coefficients switch on.
+      ramp_steps: steps over which they then rise linearly to their values (0: at once).
       seed: seed of the training noise (step s draws from (seed, s)).
 
     `call(images)` reconstructs: g(f(x)), through the mean code of a variational encoder.
     """
 
-    def __init__(self, encoder, decoder, method, weights=None, init_steps=0, seed=0, **kwargs):
+    def __init__(self, encoder, decoder, method, weights=None, init_steps=0, seed=0,
+                 ramp_steps=0, **kwargs):
         super().__init__(**kwargs)
         if method not in losses.METHODS:
             raise ValueError(f'unknown method {method!r}; choose one of {sorted(losses.METHODS)}')
@@ -48,7 +50,7 @@ class PGA(keras.Model):
         weights = weights if weights is not None else losses.LossWeights()
         self.loss_weights = (weights if isinstance(weights, losses.LossWeights)
                              else losses.LossWeights(**weights))
-        self.init_steps = init_steps
+        self.init_steps, self.ramp_steps = init_steps, ramp_steps
         self.z_dim = decoder.input_shape[-1]
         counter = dict(shape=(), dtype='int64', trainable=False)
         self.step = self.add_weight(name='step', initializer='zeros', **counter)
@@ -99,7 +101,7 @@ class PGA(keras.Model):
         x = data[0] if isinstance(data, (tuple, list)) else data
         noise = losses.draw_noise(tf.stack([self.seed.value, self.step.value]),
                                   tf.shape(x)[0], self.z_dim)
-        gate = tf.cast(self.step.value >= self.init_steps, tf.float32)
+        gate = trainer.warmup_gate(self.step.value, self.init_steps, self.ramp_steps)
         out = trainer.apply_update(self.method, self.encoder, self.decoder, self.enc_optimizer,
                                    self.dec_optimizer, x, noise, self.loss_weights.scaled(gate))
         skipped = tf.cast(tf.logical_not(out.pop('finite')), tf.int64)

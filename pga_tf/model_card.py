@@ -15,7 +15,8 @@ PAPER = ('Zhang, Zhang, Li, Bengio, Paull. Perceptual Generative Autoencoders. I
          'Original code: github.com/zj10/PGA')
 # The settings a reader needs to know what was trained (the run's flags.cfg holds them all).
 SETTINGS = ('dataset', 'model', 'arch', 'z_dim', 'width', 'bn', 'precision', 'crop', 'resize',
-            'zn_rec', 'zh_rec', 'nll', 'vrec', 'vkld', 'init_steps', 'optimizer', 'lr',
+            'zn_rec', 'zh_rec', 'nll', 'vrec', 'vkld', 'init_steps', 'ramp_steps', 'optimizer', 'lr',
+            'clip_norm',
             'batch_size', 'seed')
 INTENDED_USE = ('Research on autoencoder-based generative models: sampling images like the '
                 'training data, studying the latent space, comparing methods.')

@@ -11,12 +11,14 @@ from pga_tf import losses
 OPTIMIZERS = ('sgd', 'adam')
 
 
-def make_optimizer(name, learning_rate, momentum=0.9):
-    """SGD with momentum (the paper's optimiser) or Adam."""
+def make_optimizer(name, learning_rate, momentum=0.9, clip_norm=0.0):
+    """SGD with momentum (the paper's optimiser) or Adam; with `clip_norm` > 0 the gradient is
+    scaled down to that global norm when above it."""
+    clip = dict(global_clipnorm=clip_norm) if clip_norm else {}
     if name == 'sgd':
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, **clip)
     if name == 'adam':
-        return keras.optimizers.Adam(learning_rate=learning_rate)
+        return keras.optimizers.Adam(learning_rate=learning_rate, **clip)
     raise ValueError(f'unknown optimizer {name!r}; choose one of {OPTIMIZERS}')
 
 
@@ -30,6 +32,13 @@ def network_optimizer(optimizer, network):
     # cannot create them (NOTES.md §4).
     optimizer.build(network.trainable_variables)
     return optimizer
+
+
+def warmup_gate(step, init_steps, ramp_steps=0):
+    """The factor of every coefficient in the update after `step` updates: 0 before
+    `init_steps`, then rising linearly to 1 over `ramp_steps` (at once when 0, the original)."""
+    progress = tf.cast(step - init_steps + 1, tf.float32) / float(max(ramp_steps, 1))
+    return tf.clip_by_value(progress, 0.0, 1.0)
 
 
 def default_jit_compile():
@@ -121,6 +130,9 @@ class Trainer:
       optimizer: 'sgd' (momentum 0.9) or 'adam'.
       init_steps: every coefficient in `weights` is 0 for the first `init_steps` steps, as in
         the original LPGA/LVPGA code; only the reconstruction terms train meanwhile.
+      ramp_steps: after `init_steps`, the coefficients rise linearly over this many steps
+        (`warmup_gate`; 0: at once, as in the original).
+      clip_norm: > 0 scales each network's gradient down to this global norm when above it.
       seed: seed of the training noise; step s draws its noise from (seed, s), so the noise
         does not depend on the strategy, the number of replicas or a resume.
       jit_compile: compile the step with XLA; None picks `default_jit_compile()`. Off with
@@ -133,20 +145,22 @@ class Trainer:
 
     def __init__(self, method, encoder, decoder, weights, learning_rate, optimizer='sgd',
                  init_steps=0, seed=0, jit_compile=None, checkpoint_dir=None, max_to_keep=3,
-                 strategy=None):
+                 strategy=None, ramp_steps=0, clip_norm=0.0):
         if method not in losses.METHODS:
             raise ValueError(f'unknown method {method!r}; choose one of {sorted(losses.METHODS)}')
         self.method = method
         self.encoder, self.decoder = encoder, decoder
         self.weights = weights if isinstance(weights, losses.LossWeights) else losses.LossWeights(**weights)
-        self.init_steps = init_steps
+        self.init_steps, self.ramp_steps = init_steps, ramp_steps
         self.z_dim = decoder.input_shape[-1]
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
         with self.strategy.scope():
             # One optimiser per network: a Keras 3 optimiser is bound to one variable list.
-            self.opt_enc = network_optimizer(make_optimizer(optimizer, learning_rate), encoder)
-            self.opt_dec = network_optimizer(make_optimizer(optimizer, learning_rate), decoder)
+            self.opt_enc = network_optimizer(
+                make_optimizer(optimizer, learning_rate, clip_norm=clip_norm), encoder)
+            self.opt_dec = network_optimizer(
+                make_optimizer(optimizer, learning_rate, clip_norm=clip_norm), decoder)
             # Replicas update these counters alike; the first replica's update is kept.
             counter = dict(dtype=tf.int64, trainable=False,
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -193,7 +207,7 @@ class Trainer:
     def _update(self, x, noise):
         """The update of `_train_step` for given noise (a `losses.draw_noise` dict)."""
         # The original's warm-up: auxiliary coefficients are 0 before init_steps.
-        gate = tf.cast(self.step >= self.init_steps, tf.float32)
+        gate = warmup_gate(self.step, self.init_steps, self.ramp_steps)
         out = apply_update(self.method, self.encoder, self.decoder, self.opt_enc, self.opt_dec,
                            x, noise, self.weights.scaled(gate), self.replicas)
         self.skipped.assign_add(tf.cast(tf.logical_not(out['finite']), tf.int64))

@@ -128,3 +128,41 @@ def test_mixed_bfloat16_keeps_float32_variables_and_losses():
     assert tf.keras.mixed_precision.global_policy().name == 'float32'  # left as it was
     for k in ('img_rec', 'zn_rec', 'vkld', 'enc_loss'):
         np.testing.assert_allclose(outs['mixed_bfloat16'][k], outs['float32'][k], rtol=0.05, err_msg=k)
+
+
+def test_the_ramp_raises_the_coefficients_linearly_after_the_warm_up():
+    """enc_loss - img_rec is the coefficients' part: 0, then 1/3, 2/3 and all of it."""
+    x = tf.random.stateless_uniform([8, 28, 28, 1], [3, 4], -1, 1)
+    gates = [float(trainer.warmup_gate(tf.constant(s, tf.int64), 2, 3)) for s in range(7)]
+    np.testing.assert_allclose(gates, [0, 0, 1 / 3, 2 / 3, 1, 1, 1], rtol=1e-6)
+    assert [float(trainer.warmup_gate(tf.constant(s, tf.int64), 2)) for s in range(4)] == [0, 0, 1, 1]
+    tr = _trainer('lpga', False, init_steps=2, ramp_steps=3)
+    for step, gate in enumerate(gates[:5]):
+        noise = losses.draw_noise(tf.stack([tr.seed, tr.step]), 8, 4)
+        _, _, terms = losses.compute_losses('lpga', tr.encoder, tr.decoder, x, noise, WEIGHTS)
+        out = tr.train_step(x)
+        full = WEIGHTS.zn_rec * terms['zn_rec'] + WEIGHTS.zh_rec * terms['zh_rec'] + WEIGHTS.nll * terms['nll_enc']
+        np.testing.assert_allclose(float(out['enc_loss'] - out['img_rec']), gate * float(full),
+                                   rtol=1e-4, atol=1e-7, err_msg=str(step))
+
+
+def test_clip_norm_bounds_each_networks_step():
+    """SGD without momentum's first step is -lr g; clipped, its norm is lr * clip_norm."""
+    x = tf.random.stateless_uniform([8, 28, 28, 1], [3, 4], -1, 1)
+    free, clipped = _trainer('lpga', False), _trainer('lpga', False, clip_norm=1e-3)
+    for tr in (free, clipped):
+        for opt in (tr.opt_enc, tr.opt_dec):
+            opt.momentum = 0.0
+    moved = []
+    for tr in (free, clipped):
+        before = [v.numpy().copy() for v in tr.encoder.trainable_variables + tr.decoder.trainable_variables]
+        out = tr.train_step(x)
+        after = [v.numpy() for v in tr.encoder.trainable_variables + tr.decoder.trainable_variables]
+        n_enc = len(tr.encoder.trainable_variables)
+        moved.append([np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after[s], before[s])))
+                      for s in (slice(0, n_enc), slice(n_enc, None))] + [out])
+    (enc_free, dec_free, out), (enc_clip, dec_clip, _) = moved
+    assert float(out['enc_grad_norm']) > 1e-3 and float(out['dec_grad_norm']) > 1e-3
+    np.testing.assert_allclose([enc_free, dec_free], [0.05 * float(out['enc_grad_norm']),
+                                                      0.05 * float(out['dec_grad_norm'])], rtol=1e-3)
+    np.testing.assert_allclose([enc_clip, dec_clip], [0.05 * 1e-3, 0.05 * 1e-3], rtol=1e-3)
