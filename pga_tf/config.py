@@ -71,6 +71,9 @@ class Config:
     vrec: float = _setting(0.0, 'VPGA latent term (vpga, lvpga).', RECORDED, lower=0)
     vkld: float = _setting(0.0, 'KL weight (vpga, lvpga, and the vae baseline).', RECORDED, lower=0)
     init_steps: int = _setting(0, 'Steps with every coefficient at 0.', RECORDED, lower=0)
+    logdet_floor: bool = _setting(True, 'Log-determinant estimates (lpga, lvpga) count a '
+                                  'difference h(z + d) - h(z) below float32 resolution of h(z) as '
+                                  'that resolution, not log 0 (off: the original).', RECORDED)
     ramp_steps: int = _setting(0, 'Steps over which the coefficients rise linearly from 0 to '
                                'their values after init_steps (0: switched on at once, the '
                                'original).', RECORDED, lower=0)
@@ -152,6 +155,7 @@ class Config:
 
     def loss_weights(self):
         return losses.LossWeights(zn_rec=self.zn_rec, zh_rec=self.zh_rec, nll=self.nll,
+                                  logdet_floor=self.logdet_floor,
                                   vrec=self.vrec, vkld=self.vkld)
 
     def to_args(self):

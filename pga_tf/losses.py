@@ -15,6 +15,8 @@ import tensorflow as tf
 
 # Radius of the LPGA perturbation, relative to sqrt(z_dim) (original: 1e-2 * z_dim ** 0.5).
 LPGA_EPSILON = 1e-2
+# float32's machine epsilon: the relative resolution of h(z) in the log-determinant estimates.
+FLOAT32_EPS = 2.0 ** -23
 # Floor added to sigma for the LVPGA perturbation (original: exp(0.5 log σ²) + 1e-2).
 LVPGA_SIGMA_FLOOR = 1e-2
 
@@ -27,12 +29,15 @@ class LossWeights:
     nll: float = 0.0  # [γ] maximum-likelihood terms (LPGA, LVPGA)
     vrec: float = 0.0  # VPGA's latent "reconstruction" term
     vkld: float = 0.0  # KL(q(z|x) || N(0, I)); the VAE's KL weight too
+    # Not a coefficient: the log-determinant estimates' float32 floor (`log_det_estimate`).
+    logdet_floor: bool = True
 
     def scaled(self, factor):
         """All coefficients times `factor` (a float or a scalar tensor); a coefficient of 0
         stays the number 0, so its term is still known not to be needed."""
-        return LossWeights(**{k: v * factor if active(v) else 0.0
-                              for k, v in dataclasses.asdict(self).items()})
+        coefficients = {k: v for k, v in dataclasses.asdict(self).items() if k != 'logdet_floor'}
+        return LossWeights(**{k: v * factor if active(v) else 0.0 for k, v in coefficients.items()},
+                           logdet_floor=self.logdet_floor)
 
 
 def active(coefficient):
@@ -68,15 +73,23 @@ def nll_enc(z):
     return -tf.reduce_mean(log_prob) / z_dim
 
 
-def log_det_estimate(h_perturbed, h_z, epsilon):
+def log_det_estimate(h_perturbed, h_z, epsilon, floor=True):
     """Stochastic estimate of log|det J_h(z)| / z_dim, mean over the batch (LPGA eq. 6-7).
 
     (z_dim / 2) log(||h(z + d) - h(z)||² / ε²) / z_dim for each row, given h(z + d) and h(z)
     for a perturbation d of norm ε. `epsilon` is a scalar or a [B, 1] column.
+
+    With `floor`, a difference below float32's resolution of h(z), eps·max(||h(z)||, 1), counts
+    as that resolution, without gradient: below it the difference is round-off, and 0 once h
+    has contracted that far, where the original's estimate is log 0 = -inf (README, Stability).
+    Above it the estimate is the original's.
     """
     z_dim = h_z.shape[-1]
-    diff = (h_perturbed - h_z) / epsilon
-    return tf.reduce_mean(z_dim / 2 * tf.math.log(tf.reduce_sum(tf.square(diff), -1))) / z_dim
+    sq = tf.reduce_sum(tf.square((h_perturbed - h_z) / epsilon), -1)
+    if floor:
+        resolution = FLOAT32_EPS * tf.maximum(tf.norm(h_z, axis=-1, keepdims=True), 1.0) / epsilon
+        sq = tf.maximum(sq, tf.stop_gradient(tf.square(tf.reshape(resolution, [-1]))))
+    return tf.reduce_mean(z_dim / 2 * tf.math.log(sq)) / z_dim
 
 
 def vkld(z_mu, z_log_sigma_sq):
@@ -174,7 +187,7 @@ def _lpga(encoder, decoder, x, noise, w, training):
          **_pga_terms(noise['z_prior'], z_data, h, w)}
     if active(w.nll):
         t['nll_enc'] = nll_enc(z)  # eq. 5
-        t['nll_dec'] = log_det_estimate(h['perturbed'], h['data'], epsilon)  # eqs. 6-7
+        t['nll_dec'] = log_det_estimate(h['perturbed'], h['data'], epsilon, w.logdet_floor)  # eqs. 6-7
     enc = t['img_rec'] + _weighted(t, {'zn_rec': w.zn_rec, 'zh_rec': w.zh_rec, 'nll_enc': w.nll})
     dec = t['img_rec'] + _weighted(t, {'nll_dec': w.nll})
     return enc, dec, t
@@ -222,7 +235,7 @@ def _lvpga(encoder, decoder, x, noise, w, training):
                                        lambda sigma: noise['delta'] * (sigma + LVPGA_SIGMA_FLOOR))
     if active(w.vrec):
         epsilon = tf.stop_gradient(tf.norm(d, axis=-1, keepdims=True))
-        t['vrec'] = log_det_estimate(h_prime['offset'], h_prime['data'], epsilon)
+        t['vrec'] = log_det_estimate(h_prime['offset'], h_prime['data'], epsilon, w.logdet_floor)
     if active(w.nll):
         t['nll_enc'] = nll_enc(z_mu)
     enc = t['img_rec'] + _weighted(t, {'zn_rec': w.zn_rec, 'zh_rec': w.zh_rec, 'vrec': w.vrec,

@@ -200,3 +200,36 @@ def test_draw_noise_shapes_and_determinism():
 def test_unknown_method():
     with pytest.raises(ValueError, match='unknown method'):
         losses.compute_losses('gan', None, None, None, None, {})
+
+
+def test_log_det_floor_bounds_a_contracted_h_and_leaves_resolved_differences_alone():
+    """Float64 NumPy: (z_dim/2) log(||Δ||²/ε²)/z_dim, with ||Δ|| floored at float32's
+    resolution of h(z), eps·max(||h(z)||, 1)."""
+    rng = np.random.default_rng(3)
+    h_z = rng.normal(size=(4, 6)).astype(np.float32) * 3
+    delta = rng.normal(size=(4, 6)).astype(np.float32)
+    eps = np.float32(0.05)
+    scale = np.array([1e-2, 1e-4, 1e-9, 0.0], np.float32)[:, None]  # the last two are round-off
+    h_perturbed = h_z + delta * scale
+    diff = (h_perturbed.astype(np.float64) - h_z) / eps
+    floor = (2.0 ** -23 * np.maximum(np.linalg.norm(h_z.astype(np.float64), axis=-1), 1) / eps) ** 2
+    expected = np.mean(6 / 2 * np.log(np.maximum(np.sum(diff ** 2, -1), floor))) / 6
+    got = losses.log_det_estimate(tf.constant(h_perturbed), tf.constant(h_z), eps)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
+    # The resolved rows are the original's estimate; the floor acts on the last two only.
+    resolved = float(losses.log_det_estimate(tf.constant(h_perturbed[:2]), tf.constant(h_z[:2]), eps))
+    assert resolved == float(losses.log_det_estimate(tf.constant(h_perturbed[:2]), tf.constant(h_z[:2]),
+                                                     eps, floor=False))
+    # The original's: log 0 where h(z + d) == h(z) in float32.
+    assert float(losses.log_det_estimate(tf.constant(h_perturbed), tf.constant(h_z), eps,
+                                         floor=False)) == -np.inf
+    # No gradient pushes h further below the floor.
+    hp = tf.Variable(h_perturbed[3:])
+    with tf.GradientTape() as tape:
+        value = losses.log_det_estimate(hp, tf.constant(h_z[3:]), eps)
+    assert np.all(tape.gradient(value, hp).numpy() == 0)
+
+
+def test_the_floor_is_a_setting_that_survives_the_warm_ups_scaling():
+    w = losses.LossWeights(nll=0.5, logdet_floor=False).scaled(tf.constant(0.5))
+    assert w.logdet_floor is False and float(w.nll) == 0.25 and w.zn_rec == 0.0
