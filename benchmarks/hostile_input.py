@@ -199,6 +199,9 @@ def cases():
     out += [
         refused('train unknown flag', 'train', [*new, '--learning_rate=0.1'], 'learning_rate'),
         refused('train extra argument', 'train', [*new, 'extra'], 'extra'),
+        refused('train --ramp_steps=-5', 'train', [*new, '--ramp_steps=-5'], '--ramp_steps'),
+        refused('train --clip_norm=nan', 'train', [*new, '--clip_norm=nan'], '--clip_norm'),
+        refused('train --logdet_floor=maybe', 'train', [*new, '--logdet_floor=maybe'], '--logdet_floor'),
         refused('train --flagfile missing', 'train', [*new, '--flagfile=nope.cfg'], 'nope.cfg'),
         refused('train --flagfile garbage', 'train', [*new, '--flagfile=bad.cfg'], '--lr=abc',
                 prepare=lambda f: write(os.path.join(f, 'bad.cfg'), '--lr=abc\n')),

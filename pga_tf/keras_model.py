@@ -32,8 +32,8 @@ class PGA(keras.Model):
         [-1, 1] (a tanh output, as ours).
       method: 'lpga', 'vpga', 'lvpga', 'vae' or 'ae'.
       weights: the coefficients, a `losses.LossWeights` or a mapping of its fields (zn_rec,
-        zh_rec, nll, vrec, vkld); `cli_flags.read_preset(dataset, method).loss_weights()`
-        gives a preset's.
+        zh_rec, nll, vrec, vkld, and logdet_floor: the log-determinant's float32 floor, on by
+        default); `cli_flags.read_preset(dataset, method).loss_weights()` gives a preset's.
       init_steps: steps of plain autoencoder training before the coefficients switch on.
       ramp_steps: steps over which they then rise linearly to their values (0: at once).
       seed: seed of the training noise (step s draws from (seed, s)).
