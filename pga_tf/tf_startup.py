@@ -23,6 +23,13 @@ CONVERTER_NOISE = re.compile(rb'W\d{4} .*(?:Ignored output_format|Ignored drop_c
                              rb'I\d{4} ')
 
 
+# Grappler's remapper, optimising a training step's graph the first time it runs, fails to fuse
+# a convolution of the frozen encoder (h', `losses.frozen_encode`) with its gradient and logs an
+# ERROR; the graph runs unfused and correct. One line per traced step, not a fault.
+GRAPPLER_NOISE = re.compile(rb'E\d{4} .*meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: '
+                            rb'Mutation::Apply error: fanout .*gradient_tape/')
+
+
 @contextlib.contextmanager
 def native_stderr_filtered(noise):
     """Runs the body with file descriptor 2 captured (TensorFlow's C++ writes there, past

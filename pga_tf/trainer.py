@@ -6,7 +6,7 @@ training noise, the tf.distribute strategy they live in, and their checkpoint.
 import tensorflow as tf
 import keras
 
-from pga_tf import losses
+from pga_tf import losses, tf_startup
 
 OPTIMIZERS = ('sgd', 'adam')
 
@@ -176,12 +176,24 @@ class Trainer:
         # cross replicas), so it is traced as part of train_step.
         self.update = (tf.function(self._update, jit_compile=self.jit_compile)
                        if self.replicas == 1 else self._update)
-        self.train_step = tf.function(self._train_step)
+        self._step_fn = tf.function(self._train_step)
+        self._traced = False
 
         # The checkpoint's keys, here and nowhere else.
         self.checkpoint = tf.train.Checkpoint(**self._checkpointed())
         self.manager = (tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep)
                         if checkpoint_dir else None)
+
+    def train_step(self, x):
+        """One update of φ and θ on a batch x [B, H, W, C] (see `_train_step`)."""
+        if self._traced:
+            return self._step_fn(x)
+        # The first call traces and optimises the graph: grappler's harmless remapper line
+        # (tf_startup.GRAPPLER_NOISE) is kept off stderr.
+        with tf_startup.native_stderr_filtered(tf_startup.GRAPPLER_NOISE):
+            out = self._step_fn(x)
+        self._traced = True
+        return out
 
     def _train_step(self, x):
         """One update of φ and θ on a batch x [B, H, W, C] (per replica with a strategy).

@@ -35,3 +35,12 @@ def test_the_converters_lines_are_noise():
              b'W0000 00:00:1795759804.455436   32413 tf_tfl_flatbuffer_helpers.cc:367] Ignored drop_control_dependency.\n']
     assert all(tf_startup.CONVERTER_NOISE.match(line) for line in noise)
     assert not any(tf_startup.CONVERTER_NOISE.match(line) for line in KEPT)
+
+
+def test_grappler_remapper_line_is_noise_and_other_errors_are_not():
+    line = (b"E0000 00:00:1795761567.566621    6268 meta_optimizer.cc:967] remapper failed: "
+            b"INVALID_ARGUMENT: Mutation::Apply error: fanout 'StatefulPartitionedCall/gradient_tape/"
+            b"encoder_1/leaky_re_lu_1_2/LeakyRelu/LeakyReluGrad' exist for missing node "
+            b"'StatefulPartitionedCall/encoder_1/conv2d_1_2/BiasAdd'.\n")
+    assert tf_startup.GRAPPLER_NOISE.match(line)
+    assert not any(tf_startup.GRAPPLER_NOISE.match(l) for l in KEPT + NOISE)
