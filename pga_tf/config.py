@@ -81,6 +81,8 @@ class Config:
     optimizer: str = _setting('sgd', 'sgd (momentum 0.9, the paper) or adam.', RECORDED,
                               choices=trainer.OPTIMIZERS)
     lr: float = _setting(0.1, 'Learning rate (> 0).', RECORDED, lower=1e-9)
+    adam_beta1: float = _setting(0.9, "Adam's beta1 (--optimizer=adam; the VAE base code of the "
+                                 'original used 0.5).', RECORDED, lower=0, upper=0.999)
     clip_norm: float = _setting(0.0, "Each network's gradient is scaled down to this global "
                                 'norm when above it (0: never, the original).', RECORDED, lower=0)
     batch_size: int = _setting(64, 'Images per step (per replica).', RECORDED, lower=1)
@@ -151,7 +153,8 @@ class Config:
         return trainer.Trainer(self.model, encoder, decoder, self.loss_weights(), self.lr,
                                self.optimizer, self.init_steps, self.seed, jit_compile,
                                checkpoint_dir, self.max_to_keep, strategy,
-                               ramp_steps=self.ramp_steps, clip_norm=self.clip_norm)
+                               ramp_steps=self.ramp_steps, clip_norm=self.clip_norm,
+                               adam_beta1=self.adam_beta1)
 
     def loss_weights(self):
         return losses.LossWeights(zn_rec=self.zn_rec, zh_rec=self.zh_rec, nll=self.nll,

@@ -16,7 +16,7 @@ PAPER = ('Zhang, Zhang, Li, Bengio, Paull. Perceptual Generative Autoencoders. I
 # The settings a reader needs to know what was trained (the run's flags.cfg holds them all).
 SETTINGS = ('dataset', 'model', 'arch', 'z_dim', 'width', 'bn', 'precision', 'crop', 'resize',
             'zn_rec', 'zh_rec', 'nll', 'vrec', 'vkld', 'init_steps', 'ramp_steps', 'optimizer', 'lr',
-            'clip_norm', 'batch_size', 'seed')
+            'adam_beta1', 'clip_norm', 'batch_size', 'seed')
 INTENDED_USE = ('Research on autoencoder-based generative models: sampling images like the '
                 'training data, studying the latent space, comparing methods.')
 LIMITS = ('Generates images like its training data only; it inherits that data\'s biases. Sample '

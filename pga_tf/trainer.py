@@ -11,14 +11,14 @@ from pga_tf import losses, tf_startup
 OPTIMIZERS = ('sgd', 'adam')
 
 
-def make_optimizer(name, learning_rate, momentum=0.9, clip_norm=0.0):
-    """SGD with momentum (the paper's optimiser) or Adam; with `clip_norm` > 0 the gradient is
-    scaled down to that global norm when above it."""
+def make_optimizer(name, learning_rate, momentum=0.9, clip_norm=0.0, adam_beta1=0.9):
+    """SGD with momentum (the paper's optimiser) or Adam (β₁ `adam_beta1`); with `clip_norm` > 0
+    the gradient is scaled down to that global norm when above it."""
     clip = dict(global_clipnorm=clip_norm) if clip_norm else {}
     if name == 'sgd':
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, **clip)
     if name == 'adam':
-        return keras.optimizers.Adam(learning_rate=learning_rate, **clip)
+        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=adam_beta1, **clip)
     raise ValueError(f'unknown optimizer {name!r}; choose one of {OPTIMIZERS}')
 
 
@@ -133,6 +133,7 @@ class Trainer:
       ramp_steps: after `init_steps`, the coefficients rise linearly over this many steps
         (`warmup_gate`; 0: at once, as in the original).
       clip_norm: > 0 scales each network's gradient down to this global norm when above it.
+      adam_beta1: Adam's β₁ (with optimizer 'adam').
       seed: seed of the training noise; step s draws its noise from (seed, s), so the noise
         does not depend on the strategy, the number of replicas or a resume.
       jit_compile: compile the step with XLA; None picks `default_jit_compile()`. Off with
@@ -145,7 +146,7 @@ class Trainer:
 
     def __init__(self, method, encoder, decoder, weights, learning_rate, optimizer='sgd',
                  init_steps=0, seed=0, jit_compile=None, checkpoint_dir=None, max_to_keep=3,
-                 strategy=None, ramp_steps=0, clip_norm=0.0):
+                 strategy=None, ramp_steps=0, clip_norm=0.0, adam_beta1=0.9):
         if method not in losses.METHODS:
             raise ValueError(f'unknown method {method!r}; choose one of {sorted(losses.METHODS)}')
         self.method = method
@@ -157,10 +158,9 @@ class Trainer:
         self.replicas = self.strategy.num_replicas_in_sync
         with self.strategy.scope():
             # One optimiser per network: a Keras 3 optimiser is bound to one variable list.
-            self.opt_enc = network_optimizer(
-                make_optimizer(optimizer, learning_rate, clip_norm=clip_norm), encoder)
-            self.opt_dec = network_optimizer(
-                make_optimizer(optimizer, learning_rate, clip_norm=clip_norm), decoder)
+            made = lambda network: network_optimizer(make_optimizer(
+                optimizer, learning_rate, clip_norm=clip_norm, adam_beta1=adam_beta1), network)
+            self.opt_enc, self.opt_dec = made(encoder), made(decoder)
             # Replicas update these counters alike; the first replica's update is kept.
             counter = dict(dtype=tf.int64, trainable=False,
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)

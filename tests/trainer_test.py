@@ -166,3 +166,8 @@ def test_clip_norm_bounds_each_networks_step():
     np.testing.assert_allclose([enc_free, dec_free], [0.05 * float(out['enc_grad_norm']),
                                                       0.05 * float(out['dec_grad_norm'])], rtol=1e-3)
     np.testing.assert_allclose([enc_clip, dec_clip], [0.05 * 1e-3, 0.05 * 1e-3], rtol=1e-3)
+
+
+def test_adam_takes_its_beta1():
+    tr = _trainer('vae', False, optimizer='adam', adam_beta1=0.5)
+    assert tr.opt_enc.beta_1 == tr.opt_dec.beta_1 == 0.5
