@@ -1,4 +1,5 @@
 """Training that survives kills, divergence and bad input, with nothing lost."""
+import concurrent.futures
 import dataclasses
 import glob
 import os
@@ -90,40 +91,51 @@ def rgb_digits(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize('kind', ['mnist_5k_lpga', 'folder_conv_32_bn'])
-def test_sigterm_saves_and_the_printed_command_resumes_the_run(kind, tmp_path, rgb_digits):
-    run_dir = tmp_path / 'run'
-    args = ([*SMALL, '--model=lpga', '--init_steps=3', '--lr=0.05'] if kind == 'mnist_5k_lpga' else
-            ['--dataset=folder', f'--data_dir={rgb_digits}', '--crop=0', '--arch=conv_32', '--bn',
-             '--model=vpga', '--width=0.0625', '--batch_size=8', '--z_dim=4', '--log_every=1',
-             '--lr=0.05'])
-    rc, stderr = train_until([*args, '--train_steps=40', '--sample_every=1000',
-                              '--checkpoint_every=1000', f'--run_dir={run_dir}'], 12, signal.SIGTERM)
-    assert rc == 0, stderr[-2000:]
-    command = stderr.split('Resume with: ')[1].splitlines()[0].split()
-    assert command == ['python', '-m', 'pga_tf.train', f'--run_dir={run_dir}']
-    stopped = checkpoint_step(run_dir)
-    assert 12 <= stopped < 40
-    settings = (run_dir / 'flags.cfg').read_text()
-    # Exactly the printed command, from another folder: the run's own model and settings.
-    result = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True,
-                            env=ENV, timeout=300, cwd=tmp_path)
+def test_sigterm_saves_and_the_printed_command_resumes_the_run(tmp_path, rgb_digits):
+    """An LPGA run on digits and a batch-norm conv_32 run on an image folder, side by side (their
+    time is TensorFlow's start-up): stopped by SIGTERM, resumed by the command each prints."""
+    args = {'mnist_5k_lpga': [*SMALL, '--model=lpga', '--init_steps=3', '--lr=0.05'],
+            'folder_conv_32_bn': ['--dataset=folder', f'--data_dir={rgb_digits}', '--crop=0',
+                                  '--arch=conv_32', '--bn', '--model=vpga', '--width=0.0625',
+                                  '--batch_size=8', '--z_dim=4', '--log_every=1', '--lr=0.05']}
+    run_dirs = {kind: tmp_path / kind / 'run' for kind in args}
+    with concurrent.futures.ThreadPoolExecutor(len(args)) as pool:
+        stops = {kind: pool.submit(train_until, [*a, '--train_steps=40', '--sample_every=1000',
+                                                 '--checkpoint_every=1000',
+                                                 f'--run_dir={run_dirs[kind]}'], 12, signal.SIGTERM)
+                 for kind, a in args.items()}
+        stops = {kind: future.result() for kind, future in stops.items()}
+    resumes, stopped, settings = {}, {}, {}
+    for kind, (rc, stderr) in stops.items():
+        run_dir = run_dirs[kind]
+        assert rc == 0, stderr[-2000:]
+        command = stderr.split('Resume with: ')[1].splitlines()[0].split()
+        assert command == ['python', '-m', 'pga_tf.train', f'--run_dir={run_dir}']
+        stopped[kind] = checkpoint_step(run_dir)
+        assert 12 <= stopped[kind] < 40
+        settings[kind] = (run_dir / 'flags.cfg').read_text()
+        # Exactly the printed command, from another folder: the run's own model and settings.
+        resumes[kind] = subprocess.Popen([sys.executable, *command[1:]], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+    for kind, proc in resumes.items():
+        run_dir = run_dirs[kind]
+        stderr = proc.communicate(timeout=300)[1]
+        assert proc.returncode == 0, stderr[-2000:]
+        run = run_folder.RunFolder(run_dir).load()
+        assert run.step == 40 and (run.config.z_dim, run.config.lr, run.config.width) == (4, 0.05, 0.0625)
+        assert (run.config.model, run.config.bn) == (('lpga', False) if kind == 'mnist_5k_lpga' else ('vpga', True))
+        assert (run_dir / 'flags.cfg').read_text() == settings[kind]
+        assert [(h['step'], h.get('changed')) for h in run_folder.RunFolder(run_dir).history()] == \
+            [(0, None), (stopped[kind], {})]
+    # The batch-norm run exports, and the export samples.
+    export_dir = tmp_path / 'exports' / 'digits'
+    result = subprocess.run([sys.executable, '-m', 'pga_tf.export',
+                             f'--run_dir={run_dirs["folder_conv_32_bn"]}', f'--export_dir={export_dir}'],
+                            capture_output=True, text=True, env=ENV, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    run = run_folder.RunFolder(run_dir).load()
-    assert run.step == 40 and (run.config.z_dim, run.config.lr, run.config.width) == (4, 0.05, 0.0625)
-    assert (run.config.model, run.config.bn) == (('lpga', False) if kind == 'mnist_5k_lpga' else ('vpga', True))
-    assert (run_dir / 'flags.cfg').read_text() == settings
-    assert [(h['step'], h.get('changed')) for h in run_folder.RunFolder(run_dir).history()] == \
-        [(0, None), (stopped, {})]
-    if kind == 'folder_conv_32_bn':  # the batch-norm run exports, and the export samples
-        export_dir = tmp_path / 'exports' / 'digits'
-        result = subprocess.run([sys.executable, '-m', 'pga_tf.export', f'--run_dir={run_dir}',
-                                 f'--export_dir={export_dir}'], capture_output=True, text=True,
-                                env=ENV, timeout=300)
-        assert result.returncode == 0, result.stderr[-2000:]
-        images = tf.saved_model.load(str(export_dir / '1')).signatures['sample'](
-            num_samples=tf.constant(4), seed=tf.constant(0, tf.int64))['images']
-        assert images.shape == (4, 32, 32, 3) and images.dtype == tf.uint8
+    images = tf.saved_model.load(str(export_dir / '1')).signatures['sample'](
+        num_samples=tf.constant(4), seed=tf.constant(0, tf.int64))['images']
+    assert images.shape == (4, 32, 32, 3) and images.dtype == tf.uint8
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
