@@ -45,8 +45,10 @@ def test_presets_nest(model):
     """mnist_5k is MNIST's preset with its own length; folder is CelebA's preset."""
     small, full = cli_flags.read_preset('mnist_5k', model), cli_flags.read_preset('mnist', model)
     assert (small.train_steps, small.checkpoint_every) == (2000, 500)
-    assert small.init_steps == (200 if model in ('lpga', 'lvpga') else 0)
-    keep = ('dataset', 'train_steps', 'sample_every', 'checkpoint_every', 'init_steps')
+    warm = model in ('lpga', 'lvpga')
+    assert (small.init_steps, small.ramp_steps) == ((200, 200) if warm else (0, 0))
+    assert full.ramp_steps == 0  # MNIST's own preset switches on at once, as the original
+    keep = ('dataset', 'train_steps', 'sample_every', 'checkpoint_every', 'init_steps', 'ramp_steps')
     assert dataclasses.replace(small, **{k: getattr(full, k) for k in keep}) == full
     folder, celeba = cli_flags.read_preset('folder', model), cli_flags.read_preset('celeba', model)
     assert dataclasses.replace(folder, dataset='celeba') == celeba
