@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from pga_tf import data, losses, models, trainer
 
-STEPS = 100
+STEPS = 60
 
 
 def _switch_on(ramp_steps, logdet_floor):
