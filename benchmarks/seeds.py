@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from pga_tf import config as config_lib, device_info, paths, study, train_lib
+from pga_tf import device_info, paths, study, train_lib
 from pga_tf.evaluation import evaluator
 
 # --methods and --seeds (0, 1, ...) are pga_tf.study's flags.
@@ -31,8 +31,7 @@ FLAGS = flags.FLAGS
 
 def seed_config(method, seed, width, steps, extra):
     """The preset of `method` at `width` and `seed`, `extra` flags on top, the guard at stop."""
-    base = study.study_config(method, seed, steps, width)
-    return config_lib.read_flagfiles(args=[*base.to_args(), '--on_nonfinite=stop', *extra])
+    return study.study_config(method, seed, steps, width).with_flags(['--on_nonfinite=stop', *extra])
 
 
 def run_one(config, run_dir, stats_dir):

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import config as config_lib, device_info, losses, study, train_lib
+from pga_tf import device_info, losses, study, train_lib
 
 flags.DEFINE_string('method', 'lpga', 'Method (its mnist_5k preset).')
 flags.DEFINE_integer('seed', 1, 'Seed of the run.')
@@ -31,8 +31,7 @@ FLAGS = flags.FLAGS
 
 def study_run(method, seed, width, extra):
     """The study's Config of `method` and `seed`, with the training flags `extra` on top."""
-    base = study.study_config(method, seed, 2000, width)
-    return config_lib.read_flagfiles(args=[*base.to_args(), *extra]) if extra else base
+    return study.study_config(method, seed, 2000, width).with_flags(extra)
 
 
 def trace(config, steps):

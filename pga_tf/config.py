@@ -167,6 +167,14 @@ class Config:
             return str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, float) else str(value)
         return [f'--{f.name}={fmt(getattr(self, f.name))}' for f in dataclasses.fields(self)]
 
+    def with_flags(self, args):
+        """This Config with the command-line flags `args` on top (parsed and checked by absl).
+
+        Raises:
+          ConfigError: an unknown flag or a bad value.
+        """
+        return read_flagfiles(args=[*self.to_args(), *args])
+
     def to_flagfile(self):
         """The flag file of `to_args`, one flag a line."""
         return ''.join(arg + '\n' for arg in self.to_args())

@@ -16,10 +16,6 @@ import tensorflow as tf
 from pga_tf import losses, trainer
 
 
-# Reported by the update (`trainer.apply_update`), not by `evaluate`.
-GRAD_NORMS = ('enc_grad_norm', 'dec_grad_norm')
-
-
 class PGA(keras.Model):
     """A PGA method (or a baseline) of `losses.METHODS` as a Keras model.
 
@@ -76,8 +72,9 @@ class PGA(keras.Model):
         self.enc_optimizer = trainer.network_optimizer(enc_optimizer, self.encoder)
         self.dec_optimizer = trainer.network_optimizer(dec_optimizer, self.decoder)
         # One mean per term over each epoch: the names are those of the method's losses,
-        # read from a trace of `compute_losses` (nothing runs).
-        names = ['enc_loss', 'dec_loss', *self._term_names(), *GRAD_NORMS]
+        # read from a trace of `compute_losses` (nothing runs), and the update's gradient norms
+        # (not reported by `evaluate`).
+        names = ['enc_loss', 'dec_loss', *self._term_names(), *trainer.GRAD_NORMS]
         self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self._trackers['skipped'] = keras.metrics.Sum(name='skipped')
 

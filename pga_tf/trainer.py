@@ -9,6 +9,8 @@ import keras
 from pga_tf import losses, tf_startup
 
 OPTIMIZERS = ('sgd', 'adam')
+# The gradient norms an update reports (`apply_update`): the encoder's, the decoder's.
+GRAD_NORMS = ('enc_grad_norm', 'dec_grad_norm')
 
 
 def make_optimizer(name, learning_rate, momentum=0.9, clip_norm=0.0, adam_beta1=0.9):
@@ -88,9 +90,11 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
     del tape
     # Global norms of ∂enc_loss/∂φ and ∂dec_loss/∂θ, unscaled. With several replicas, of each
     # replica's own loss (its share of the batch): their mean exceeds the global gradient's norm.
-    unscale = [replicas / opt.dynamic_scale if loss_scaling else replicas for opt in (opt_enc, opt_dec)]
-    norms = {'enc_grad_norm': tf.linalg.global_norm(enc_grads) * tf.cast(unscale[0], tf.float32),
-             'dec_grad_norm': tf.linalg.global_norm(dec_grads) * tf.cast(unscale[1], tf.float32)}
+    def norm(grads, opt):
+        scale = tf.cast(opt.dynamic_scale, tf.float32) if loss_scaling else 1.0
+        return tf.linalg.global_norm(grads) * replicas / scale
+
+    norms = dict(zip(GRAD_NORMS, (norm(enc_grads, opt_enc), norm(dec_grads, opt_dec))))
     checks = [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
     if not loss_scaling:  # a loss-scale optimiser skips overflowing gradients itself
         checks += [tf.reduce_all(tf.math.is_finite(g)) for g in enc_grads + dec_grads]

@@ -127,3 +127,12 @@ def test_every_preset_names_its_source():
         assert first.startswith('# '), path
     for name in ('mnist_5k.cfg', 'mnist_vae.cfg', 'folder.cfg'):
         assert 'Judgement' in (PRESETS / name).read_text()
+
+
+def test_with_flags_puts_checked_flags_on_top():
+    c = cli_flags.read_preset('mnist_5k', 'lpga')
+    changed = c.with_flags(['--lr=0.05', '--ramp_steps=0'])
+    assert (changed.lr, changed.ramp_steps) == (0.05, 0)
+    assert dataclasses.replace(changed, lr=c.lr, ramp_steps=c.ramp_steps) == c
+    with pytest.raises(config_lib.ConfigError, match='ramp_steps'):
+        c.with_flags(['--ramp_steps=-1'])
