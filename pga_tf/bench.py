@@ -12,6 +12,7 @@ the input pipeline's images/s, to tell compute-bound from input-bound. A benchma
 """
 import dataclasses
 import json
+import os
 import tempfile
 import time
 
@@ -19,9 +20,10 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, config, data, device_info, losses, models
+from pga_tf import autotune, cli_flags, config, data, device_info, losses, models
+from pga_tf.evaluation import evaluator
 
-config.define_flags(flags.FLAGS, ('arch', 'model', 'batch_size', 'precision'))
+config.define_flags(flags.FLAGS, ('arch', 'model', 'batch_size', 'precision', 'stats_dir'))
 flags.DEFINE_integer('steps', 20, 'Timed steps per configuration.', lower_bound=1)
 flags.DEFINE_integer('warmup', 3, 'Untimed steps first (tracing, compilation).', lower_bound=1)
 flags.DEFINE_enum('xla', 'off', ['on', 'off'], 'jit_compile the step.')
@@ -163,6 +165,7 @@ def compare(arch, model, batch_size):
         'fraction_of_peak': achieved / peak,
         'input_images_per_sec': feed, 'input_vs_step': feed / base['images_per_sec'],
     }
+    summary['jit_auto'] = jit_auto(preset(arch, model, batch_size), summary['xla_on_vs_off'])
     if FLAGS.json:
         print(json.dumps(summary), flush=True)
     else:
@@ -173,6 +176,16 @@ def compare(arch, model, batch_size):
               f"the {summary['matmul_peak_gflops']:.0f} GFLOP/s matmul peak; input pipeline "
               f"{summary['input_images_per_sec']:.0f} img/s = {summary['input_vs_step']:.1f}x the step "
               f"({'compute' if summary['input_vs_step'] > 1 else 'input'}-bound)", flush=True)
+        print(f"jit_compile=auto: {summary['jit_auto']}", flush=True)
+
+
+def jit_auto(config, xla_on_vs_off):
+    """What `--jit_compile=auto` does for this preset on this machine, and why."""
+    if tf.config.list_physical_devices('GPU'):
+        return 'XLA on (a GPU)'
+    cache = os.path.join(FLAGS.stats_dir or evaluator.default_stats_dir(), autotune.CACHE_FILE)
+    return (f'{autotune.describe_choice(cache, autotune.choice_key(config))}; this comparison '
+            f'finds XLA {xla_on_vs_off:.2f}x of plain')
 
 
 def main(argv):

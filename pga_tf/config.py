@@ -90,7 +90,8 @@ class Config:
     train_steps: int = _setting(0, 'Training length in steps; > 0 overrides --epochs.', FREE, lower=0)
     # Run.
     seed: int = _setting(0, 'Seed of weights, noise and data order.', FIXED)
-    jit_compile: str = _setting('auto', 'XLA for the step; auto: on with a GPU.', FREE,
+    jit_compile: str = _setting('auto', 'XLA for the step; auto: on with a GPU, and on a CPU '
+                                'where the run measures it faster (cached per machine).', FREE,
                                 choices=('auto', 'on', 'off'))
     log_every: int = _setting(100, 'Steps between scalars and console lines.', FREE, lower=1)
     sample_every: int = _setting(1000, 'Steps between sample grids.', FREE, lower=1)
@@ -114,7 +115,7 @@ class Config:
                              choices=('auto', 'classifier', 'inception'))
     inception_path: str = _setting('', 'Local Inception SavedModel folder or TF Hub handle '
                                    '(default: TF Hub).', FREE)
-    stats_dir: str = _setting('', 'Cache of real-data statistics and classifiers '
+    stats_dir: str = _setting('', 'Cache of real-data statistics, classifiers and XLA choices '
                               '(default ~/.cache/pga_tf).', FREE)
 
     @classmethod

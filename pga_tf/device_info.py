@@ -28,6 +28,15 @@ def cpu_extensions(flags=None):
     return [shown for name, shown in VECTOR_EXTENSIONS.items() if name in flags]
 
 
+def native_bfloat16(flags=None):
+    """Whether bfloat16 maths runs natively: a GPU, or a CPU with AVX512-BF16 or AMX. Without,
+    mixed_bfloat16 measured 7x slower than float32 (AVX2-only AMD EPYC, NOTES.md §10)."""
+    if flags is None and tf.config.list_physical_devices('GPU'):
+        return True
+    flags = cpu_model()[1] if flags is None else flags
+    return bool({'avx512_bf16', 'amx_bf16'} & set(flags))
+
+
 def describe():
     """The GPU's name, else the CPU's model, vector extensions and core count."""
     gpus = tf.config.list_physical_devices('GPU')

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import data, distribute, generator, paths, run_folder, summaries
+from pga_tf import autotune, data, device_info, distribute, generator, paths, run_folder, summaries
 from pga_tf.config import Config, ConfigError
 from pga_tf.evaluation import evaluator, latent, metrics
 
@@ -208,6 +208,9 @@ def train(config: Config, run_dir, strategy=None):
                           'would become training images; put the run elsewhere')
     if config.eval_every:
         paths.output_dir('stats_dir', config.stats_dir or evaluator.default_stats_dir())
+    if config.precision == 'mixed_bfloat16' and not device_info.native_bfloat16():
+        logging.warning('--precision=mixed_bfloat16 on a CPU without AVX512-BF16 or AMX: bfloat16 '
+                        'is emulated here, about 7x slower than float32 (the default)')
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -230,6 +233,14 @@ def train(config: Config, run_dir, strategy=None):
             run.unlock(lock)
 
 
+def _jit_choice(config, tr, steps_left):
+    """`autotune.JitChoice` for --jit_compile=auto on one CPU device (a GPU's auto is XLA on)."""
+    if config.jit_compile != 'auto' or tr.replicas > 1 or tf.config.list_physical_devices('GPU'):
+        return None
+    cache = os.path.join(config.stats_dir or evaluator.default_stats_dir(), autotune.CACHE_FILE)
+    return autotune.JitChoice(tr, autotune.choice_key(config), cache, steps_left)
+
+
 def _train(config, run, strategy, chief, task, changes, evaluate):
     replicas = strategy.num_replicas_in_sync
     jit = {'auto': None, 'on': True, 'off': False}[config.jit_compile]
@@ -246,6 +257,7 @@ def _train(config, run, strategy, chief, task, changes, evaluate):
     train_ds = strategy.experimental_distribute_dataset(train_ds)
     steps_per_epoch = max(1, num_train // global_batch)
     last = total_steps(config, num_train, global_batch)
+    jit_choice = _jit_choice(config, tr, last - start)
     if chief:
         run.record_segment(config, start, changes)
         writer = tf.summary.create_file_writer(run.log_dir)
@@ -261,9 +273,14 @@ def _train(config, run, strategy, chief, task, changes, evaluate):
     batches = iter(train_ds)
     with writer.as_default(), _StopSignals() as stop:
         for step in range(start + 1, last + 1):  # `step` counts the updates done
-            out = tr.train_step(next(batches))
+            x = next(batches)
+            started = time.perf_counter()
+            out = tr.train_step(x)
             # One host sync per step: the guard must see a bad step before the next one.
-            if bool(out.pop('finite')):
+            finite = bool(out.pop('finite'))
+            if jit_choice:
+                jit_choice.observe(time.perf_counter() - started)
+            if finite:
                 # Sums stay tensors: no further sync on steps that do not log.
                 sums = out if sums is None else {k: sums[k] + out[k] for k in out}
                 count += 1

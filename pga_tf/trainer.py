@@ -172,31 +172,39 @@ class Trainer:
             # Steps whose loss or gradient was not finite, and so were not applied.
             self.skipped = tf.Variable(0, name='skipped', **counter)
             self.seed = tf.Variable(seed, name='seed', **counter)
-        self.jit_compile = (default_jit_compile() if jit_compile is None else jit_compile) \
-            and self.replicas == 1
-        # Noise is drawn outside the XLA cluster: XLA's random numbers differ from TF's, and
-        # drawing them here keeps XLA on and off on the same noise for the same seed. With
-        # several replicas the update must not be a nested tf.function (its optimiser sums
-        # cross replicas), so it is traced as part of train_step.
-        self.update = (tf.function(self._update, jit_compile=self.jit_compile)
-                       if self.replicas == 1 else self._update)
-        self._step_fn = tf.function(self._train_step)
-        self._traced = False
+        self._step_fns = {}  # (update, step function) by XLA on or off, each traced once
+        self._traced = set()  # the XLA settings whose step has run
+        self.set_jit_compile(default_jit_compile() if jit_compile is None else jit_compile)
 
         # The checkpoint's keys, here and nowhere else.
         self.checkpoint = tf.train.Checkpoint(**self._checkpointed())
         self.manager = (tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep)
                         if checkpoint_dir else None)
 
+    def set_jit_compile(self, on):
+        """XLA for the steps from now on (always off with several replicas: XLA cannot reach
+        other devices' variables under MirroredStrategy). Switching back is free: each
+        setting's step is traced once."""
+        self.jit_compile = bool(on) and self.replicas == 1
+        if self.jit_compile not in self._step_fns:
+            # Noise is drawn outside the XLA cluster: XLA's random numbers differ from TF's,
+            # and drawing them here keeps XLA on and off on the same noise for the same seed.
+            # With several replicas the update must not be a nested tf.function (its
+            # optimiser sums cross replicas), so it is traced as part of train_step.
+            update = (tf.function(self._update, jit_compile=self.jit_compile)
+                      if self.replicas == 1 else self._update)
+            self._step_fns[self.jit_compile] = (update, tf.function(self._train_step))
+        self.update, self._step_fn = self._step_fns[self.jit_compile]
+
     def train_step(self, x):
         """One update of φ and θ on a batch x [B, H, W, C] (see `_train_step`)."""
-        if self._traced:
+        if self.jit_compile in self._traced:
             return self._step_fn(x)
         # The first call traces and optimises the graph: grappler's harmless remapper line
         # (tf_startup.GRAPPLER_NOISE) is kept off stderr.
         with tf_startup.native_stderr_filtered(tf_startup.GRAPPLER_NOISE):
             out = self._step_fn(x)
-        self._traced = True
+        self._traced.add(self.jit_compile)
         return out
 
     def _train_step(self, x):

@@ -19,3 +19,11 @@ def test_describe_names_this_cpu():
     text = device_info.describe()
     assert model in text and 'CPUs' in text
     assert ('AVX2' in text) == ('avx2' in flags)
+
+
+def test_native_bfloat16_needs_avx512_bf16_or_amx():
+    avx2 = {'avx', 'avx2', 'fma'}
+    assert not device_info.native_bfloat16(avx2)
+    assert not device_info.native_bfloat16(avx2 | {'avx512f', 'avx512_vnni'})
+    assert device_info.native_bfloat16(avx2 | {'avx512f', 'avx512_bf16'})
+    assert device_info.native_bfloat16(avx2 | {'amx_bf16', 'amx_tile'})

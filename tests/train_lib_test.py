@@ -1,6 +1,7 @@
 """The training loop on mock and offline data: every pair trains, runs resume, outputs are readable."""
 import dataclasses
 import glob
+import json
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from pga_tf import cli_flags, data, train_lib
+from pga_tf import autotune, cli_flags, data, train_lib
 from pga_tf.config import Config
 
 # A small, fast configuration: the loop's behaviour without the paper's sizes.
@@ -77,6 +78,16 @@ def _events(run_dir):
                 if value.metadata.plugin_data.plugin_name == 'images':
                     images[value.tag] = value
     return tags, images
+
+
+def test_jit_auto_follows_the_choice_cached_for_this_machine(tmp_path):
+    cache = tmp_path / 'cache'
+    config = small_config('mnist_5k', 'ae', stats_dir=str(cache), jit_compile='auto')
+    assert not train_lib.train(config, str(tmp_path / 'a')).jit_compile  # too short to probe
+    cache.mkdir()
+    record = dict(xla=True, sec_per_step_off=0.2, sec_per_step_on=0.1, measured='2026-11-27')
+    (cache / autotune.CACHE_FILE).write_text(json.dumps({autotune.choice_key(config): record}))
+    assert train_lib.train(config, str(tmp_path / 'b')).jit_compile
 
 
 def test_tensorboard_and_png_outputs(tmp_path):
