@@ -6,14 +6,14 @@ import os
 import pytest
 import tensorflow as tf
 
-from pga_tf import autotune, cli_flags, device_info, losses, models, trainer
+from pga_tf import autotune, cli_flags, device_info, losses, trainer
+import tiny_models as tm
 
 WARM, TIMED = autotune.WARMUP, autotune.TIMED
 
 
 def _trainer():
-    tf.keras.utils.set_random_seed(3)
-    encoder, decoder = models.build_models('conv_mnist', 4, 1, True, width=1 / 16)
+    encoder, decoder, _ = tm.build(True)
     weights = losses.LossWeights(zn_rec=0.3, vrec=0.5, vkld=0.1)
     return trainer.Trainer('vpga', encoder, decoder, weights, 0.05)
 
@@ -93,7 +93,7 @@ def test_an_unwritable_cache_costs_a_probe_not_the_run(tmp_path):
 
 def test_real_steps_switched_mid_run_train_as_plain_steps(tmp_path):
     """The probe's switches train as a run that never switched (XLA changes round-off only)."""
-    x = tf.random.stateless_uniform([4, 28, 28, 1], [4, 5], -1, 1)
+    x = tf.constant(tm.data()[0])
     plain, probed = _trainer(), _trainer()
     choice = autotune.JitChoice(probed, KEY, str(tmp_path / autotune.CACHE_FILE), 10_000)
     while not choice.done:

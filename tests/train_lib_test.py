@@ -81,13 +81,11 @@ def _events(run_dir):
 
 
 def test_jit_auto_follows_the_choice_cached_for_this_machine(tmp_path):
-    cache = tmp_path / 'cache'
-    config = small_config('mnist_5k', 'ae', stats_dir=str(cache), jit_compile='auto')
-    assert not train_lib.train(config, str(tmp_path / 'a')).jit_compile  # too short to probe
-    cache.mkdir()
+    config = small_config('mnist_5k', 'ae', stats_dir=str(tmp_path), jit_compile='auto',
+                          train_steps=1)
     record = dict(xla=True, sec_per_step_off=0.2, sec_per_step_on=0.1, measured='2026-11-27')
-    (cache / autotune.CACHE_FILE).write_text(json.dumps({autotune.choice_key(config): record}))
-    assert train_lib.train(config, str(tmp_path / 'b')).jit_compile
+    (tmp_path / autotune.CACHE_FILE).write_text(json.dumps({autotune.choice_key(config): record}))
+    assert train_lib.train(config, str(tmp_path / 'run')).jit_compile
 
 
 def test_tensorboard_and_png_outputs(tmp_path):
