@@ -123,10 +123,9 @@ def step_fn(model, encoder, decoder, config):
     def h(zs):
         return batched(lambda z: encoder(decoder(z))[0], zs)
 
-    def h_prime(zs):
-        frozen = {k: v.detach() for k, v in encoder.named_parameters()}
-        f = lambda u: functional_call(encoder, frozen, (u,))[0]
-        return batched(lambda z: f(decoder(z)), zs)
+    def frozen(u):
+        weights = {k: v.detach() for k, v in encoder.named_parameters()}
+        return functional_call(encoder, weights, (u,))[0]
 
     def losses(x, z_prior, eps, delta):
         z_mu, z_lss = encoder(x)
@@ -142,23 +141,21 @@ def step_fn(model, encoder, decoder, config):
         if model == 'lpga':
             epsilon = 1e-2 * math.sqrt(data.shape[1])
             d = delta / delta.norm(dim=1, keepdim=True) * epsilon
-            zs = ([z_prior] if config.zn_rec else []) + [data, data + d]
-            hs = h(zs)
-            h_data, h_pert = hs[-2:]
+            # As pga_tf.losses groups them: the prior alone, the data's codes with their offset.
+            h_data, h_pert = h([data, data + d])
             log_det = torch.mean(torch.log(((h_pert - h_data) ** 2).sum(1) / epsilon ** 2)) / 2
             nll_enc = torch.mean(0.5 * (z_mu ** 2).sum(1) + 0.5 * data.shape[1] * math.log(2 * math.pi)) / data.shape[1]
-            enc = enc + config.nll * nll_enc + (config.zn_rec * mse(z_prior, hs[0]) if config.zn_rec else 0)
+            enc = enc + config.nll * nll_enc + (config.zn_rec * mse(z_prior, h([z_prior])[0]) if config.zn_rec else 0)
             enc = enc + (config.zh_rec * mse(data, h_data) if config.zh_rec else 0)
             dec = dec + config.nll * log_det
         else:  # vpga
             offset = torch.exp(0.5 * z_lss) * eps
-            zs = ([z_prior] if config.zn_rec else []) + ([data] if config.zh_rec else [])
-            hs = h(zs) if zs else []
             if config.zn_rec:
-                enc = enc + config.zn_rec * mse(z_prior, hs[0])
+                enc = enc + config.zn_rec * mse(z_prior, h([z_prior])[0])
+            u_data, u_off = batched(decoder, [data, data + offset])  # g once for h and h'
             if config.zh_rec:
-                enc = enc + config.zh_rec * mse(data, hs[-1])
-            hp_data, hp_off = h_prime([data, data + offset])
+                enc = enc + config.zh_rec * mse(data, encoder(u_data)[0])
+            hp_data, hp_off = batched(frozen, [u_data, u_off])
             n = torch.sqrt(torch.mean(z_mu ** 2, 0)).detach()
             vrec = mse(hp_data / n, hp_off / n)
             kl = -torch.mean(0.5 * (1 + z_lss - z_mu ** 2 - torch.exp(z_lss)))

@@ -121,17 +121,24 @@ def frozen_encode(encoder, v, training=True):
     return out[0] if isinstance(out, (list, tuple)) else out
 
 
-def latent_maps(encoder, decoder, zs, h=(), h_prime=(), training=True):
+def latent_maps(encoder, decoder, zs, h=(), h_prime=(), groups=None, training=True):
     """h = f∘g on the latent batches named in `h`, and h' on those named in `h_prime`.
 
     h' is h with f's weights held constant (`frozen_encode`): f's input, and so g and σ,
     keep their gradient. g runs once per latent batch, whichever of h and h' need it. Without
-    batch norm the batches go through each network in one call (the same maths, per example);
-    with it each batch keeps its own calls and batch statistics, as in the original.
+    batch norm the batches of one group go through each network in one call (the same maths,
+    per example); with it each batch keeps its own calls and batch statistics, as in the
+    original. A group should hold batches whose gradients go the same way: the backward pass
+    of a call runs over all its rows, also those whose gradient is zero there (the prior's
+    rows in the decoder's gradient, which only zn_rec, an encoder term, reaches). Grouped so
+    (the prior alone, the data's codes with their offset), conv_mnist vpga, lpga and lvpga ran
+    1.19x, 1.26x and 1.19x faster than with one call for all, and 1.03-1.04x faster than with
+    one call per batch (AMD EPYC with AVX-512, batch 64, 2026-11-27).
 
     Args:
       zs: dict name -> [B, z_dim] latent batch.
       h, h_prime: names of the batches whose h, and whose h', are wanted.
+      groups: sequences of names that may share a call; None: all of them.
 
     Returns:
       (h, h_prime): dicts name -> [B, z_dim].
@@ -149,9 +156,16 @@ def latent_maps(encoder, decoder, zs, h=(), h_prime=(), training=True):
             return []
         return tf.split(fn(tf.concat(inputs, 0)), [tf.shape(t)[0] for t in inputs])
 
-    u = dict(zip(names, batched(lambda z: decoder(z, training=training), [zs[n] for n in names])))
-    return (dict(zip(h, batched(f, [u[n] for n in h]))),
-            dict(zip(h_prime, batched(f_frozen, [u[n] for n in h_prime]))))
+    groups = [names] if groups is None else [[n for n in g if n in names] for g in groups]
+    if sorted(sum(groups, [])) != sorted(names):
+        raise ValueError(f'groups {groups} must hold each of {names} once')
+    maps, maps_prime = {}, {}
+    for group in groups:
+        u = dict(zip(group, batched(lambda z: decoder(z, training=training), [zs[n] for n in group])))
+        wanted, wanted_prime = [n for n in group if n in h], [n for n in group if n in h_prime]
+        maps.update(zip(wanted, batched(f, [u[n] for n in wanted])))
+        maps_prime.update(zip(wanted_prime, batched(f_frozen, [u[n] for n in wanted_prime])))
+    return {n: maps[n] for n in h}, {n: maps_prime[n] for n in h_prime}
 
 
 def _pga_batches(w):
@@ -182,7 +196,7 @@ def _lpga(encoder, decoder, x, noise, w, training):
     needed = tuple(dict.fromkeys(_pga_batches(w) + (('data', 'perturbed') if active(w.nll) else ())))
     h, _ = latent_maps(encoder, decoder, {'prior': noise['z_prior'], 'data': z_data,
                                           'perturbed': z_data + d},
-                       h=needed, training=training)
+                       h=needed, groups=(('prior',), ('data', 'perturbed')), training=training)
     t = {'img_rec': mse(x, decoder(z, training=training)),
          **_pga_terms(noise['z_prior'], z_data, h, w)}
     if active(w.nll):
@@ -208,7 +222,7 @@ def _variational(encoder, decoder, x, noise, w, training, offset):
                                                 'offset': z_data + offset},
                              h=_pga_batches(w),
                              h_prime=('data', 'offset') if active(w.vrec) else (),
-                             training=training)
+                             groups=(('prior',), ('data', 'offset')), training=training)
     t = {'img_rec': mse(x, decoder(z_mu, training=training)),
          **_pga_terms(noise['z_prior'], z_data, h, w)}
     if active(w.vkld):

@@ -119,9 +119,9 @@ def test_terms_with_coefficient_zero_cost_no_pass(method, zeros, h, h_prime, mon
     asked = []
     real = losses.latent_maps
 
-    def recording(encoder, decoder, zs, h=(), h_prime=(), training=True):
+    def recording(encoder, decoder, zs, h=(), h_prime=(), groups=None, training=True):
         asked.append((tuple(h), tuple(h_prime)))
-        return real(encoder, decoder, zs, h, h_prime, training)
+        return real(encoder, decoder, zs, h, h_prime, groups, training)
 
     monkeypatch.setattr(losses, 'latent_maps', recording)
     encoder, decoder, _ = tm.build(method in losses.VARIATIONAL)
@@ -165,6 +165,27 @@ def test_h_prime_gives_encoder_weights_no_gradient(bn):
     assert any(np.any(g.numpy()) for g in tape.gradient(out_h, encoder.trainable_variables))
     # The second batch is independent of the first.
     assert tape.gradient(out_h, z2) is None or not np.any(tape.gradient(out_h, z2).numpy())
+
+
+def test_groups_change_the_calls_not_the_values_or_gradients():
+    encoder, decoder, _ = tm.build(True)
+    _, noise = tm.data()
+    zs = {k: tf.constant(v) for k, v in noise.items()}
+    results = []
+    for groups in (None, (('z_prior',), ('eps', 'delta'))):
+        with tf.GradientTape() as tape:
+            h, h_prime = losses.latent_maps(encoder, decoder, zs, h=('z_prior', 'eps'),
+                                            h_prime=('eps', 'delta'), groups=groups)
+            total = sum(tf.reduce_sum(v ** 2) for v in [*h.values(), *h_prime.values()])
+        grads = tape.gradient(total, encoder.trainable_variables + decoder.trainable_variables)
+        results.append(([v.numpy() for v in [*h.values(), *h_prime.values()]], grads))
+    (values, grads), (values_grouped, grads_grouped) = results
+    for a, b in zip(values + grads, values_grouped + grads_grouped):
+        assert (a is None) == (b is None)  # sigma's head: no gradient either way
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match='once'):
+        losses.latent_maps(encoder, decoder, zs, h=('z_prior', 'eps'), groups=(('z_prior',),))
 
 
 @pytest.mark.parametrize('method', ['vpga', 'lvpga'])
