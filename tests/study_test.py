@@ -58,3 +58,15 @@ def test_a_diverged_seed_is_reported_not_hidden():
         ('lpga', 'prior'), ('lpga', 'gmm'), ('vae', 'gmm'), ('vae', 'prior'),
         ('lvpga', 'prior'), ('lvpga', 'gmm')]
     assert '| 1 of 2 |' in rows[0] and 'diverged' in rows[-1]
+
+
+def test_a_variant_is_its_methods_preset_with_its_flags():
+    from pga_tf import cli_flags, study
+
+    tuned = study.study_config('vae', 1, 100, 0.5)
+    untuned = study.study_config('vae_untuned', 1, 100, 0.5)
+    preset = cli_flags.read_preset('mnist_5k', 'vae')
+    assert (untuned.model, untuned.optimizer, untuned.lr, untuned.vkld) == ('vae', 'sgd', 0.1, 0.02)
+    assert (tuned.optimizer, tuned.lr, tuned.vkld) == (preset.optimizer, preset.lr, preset.vkld)
+    for config in (tuned, untuned):  # the study's budget, seed and width on both
+        assert (config.seed, config.train_steps, config.width) == (1, 100, 0.5)
