@@ -19,10 +19,17 @@ from absl import logging
 
 from pga_tf import device_info, paths
 
-CACHE_FILE = 'jit_choice.json'  # in the cache folder (--stats_dir, default ~/.cache/pga_tf)
+CACHE_FILE = 'jit_choice.json'
 WARMUP, TIMED = 3, 10  # steps of each setting: untimed (tracing, compilation), then timed
 PROBE_WORTH_S = 900  # a shorter run keeps XLA off unmeasured: a compilation costs 10 s to minutes
 GIVE_UP = 1.5  # a compiled step this many times slower than the plain median ends the probe
+
+
+def cache_path(stats_dir=''):
+    """The choices' file in the cache folder (`--stats_dir`, default ~/.cache/pga_tf)."""
+    from pga_tf.evaluation import evaluator
+
+    return os.path.join(stats_dir or evaluator.default_stats_dir(), CACHE_FILE)
 
 
 def choice_key(config):

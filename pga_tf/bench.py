@@ -12,7 +12,6 @@ the input pipeline's images/s, to tell compute-bound from input-bound. A benchma
 """
 import dataclasses
 import json
-import os
 import tempfile
 import time
 
@@ -21,7 +20,6 @@ import tensorflow as tf
 from absl import app, flags
 
 from pga_tf import autotune, cli_flags, config, data, device_info, losses, models
-from pga_tf.evaluation import evaluator
 
 config.define_flags(flags.FLAGS, ('arch', 'model', 'batch_size', 'precision', 'stats_dir'))
 flags.DEFINE_integer('steps', 20, 'Timed steps per configuration.', lower_bound=1)
@@ -183,7 +181,7 @@ def jit_auto(config, xla_on_vs_off):
     """What `--jit_compile=auto` does for this preset on this machine, and why."""
     if tf.config.list_physical_devices('GPU'):
         return 'XLA on (a GPU)'
-    cache = os.path.join(FLAGS.stats_dir or evaluator.default_stats_dir(), autotune.CACHE_FILE)
+    cache = autotune.cache_path(FLAGS.stats_dir)
     return (f'{autotune.describe_choice(cache, autotune.choice_key(config))}; this comparison '
             f'finds XLA {xla_on_vs_off:.2f}x of plain')
 

@@ -237,8 +237,8 @@ def _jit_choice(config, tr, steps_left):
     """`autotune.JitChoice` for --jit_compile=auto on one CPU device (a GPU's auto is XLA on)."""
     if config.jit_compile != 'auto' or tr.replicas > 1 or tf.config.list_physical_devices('GPU'):
         return None
-    cache = os.path.join(config.stats_dir or evaluator.default_stats_dir(), autotune.CACHE_FILE)
-    return autotune.JitChoice(tr, autotune.choice_key(config), cache, steps_left)
+    return autotune.JitChoice(tr, autotune.choice_key(config), autotune.cache_path(config.stats_dir),
+                              steps_left)
 
 
 def _train(config, run, strategy, chief, task, changes, evaluate):
