@@ -46,7 +46,7 @@ def runtimes(path):
     with warnings.catch_warnings():  # tf.lite.Interpreter's notice about ai_edge_litert
         warnings.simplefilter('ignore')
         lite = tf.lite.Interpreter(model_path=os.path.join(path, 'decoder.tflite'),
-                                   num_threads=os.cpu_count())
+                                   num_threads=device_info.usable_cpus())
     return {'SavedModel': lambda z: saved(z=tf.constant(z)),
             'LiteRT': lite.get_signature_runner('serving_default')}
 

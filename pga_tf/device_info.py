@@ -37,11 +37,21 @@ def native_bfloat16(flags=None):
     return bool({'avx512_bf16', 'amx_bf16'} & set(flags))
 
 
+def usable_cpus():
+    """The CPUs this process may run on (its affinity: taskset, a container's cpuset), as
+    TensorFlow sizes its thread pools; os.cpu_count() counts the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform
+        return os.cpu_count() or 1
+
+
 def describe():
-    """The GPU's name, else the CPU's model, vector extensions and core count."""
+    """The GPU's name, else the CPU's model, vector extensions and the CPUs this process may use."""
     gpus = tf.config.list_physical_devices('GPU')
     if gpus:
         return tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')
     model, flags = cpu_model()
     extensions = '/'.join(cpu_extensions(flags)) or 'no AVX2'
-    return f'{model} ({extensions}, {os.cpu_count()} CPUs)'
+    cpus = usable_cpus()
+    return f'{model} ({extensions}, {cpus} CPU{"s" if cpus > 1 else ""})'

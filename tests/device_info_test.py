@@ -1,4 +1,6 @@
 """Benchmark lines name the machine: the CPU's model and vector extensions."""
+import os
+
 import pytest
 import tensorflow as tf
 
@@ -27,3 +29,16 @@ def test_native_bfloat16_needs_avx512_bf16_or_amx():
     assert not device_info.native_bfloat16(avx2 | {'avx512f', 'avx512_vnni'})
     assert device_info.native_bfloat16(avx2 | {'avx512f', 'avx512_bf16'})
     assert device_info.native_bfloat16(avx2 | {'amx_bf16', 'amx_tile'})
+
+
+def test_describe_counts_the_cpus_this_process_may_use():
+    if tf.config.list_physical_devices('GPU'):
+        pytest.skip('a GPU is named instead')
+    everything = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(everything)})  # as under `taskset -c 0`
+    try:
+        assert device_info.describe().endswith(', 1 CPU)')
+    finally:
+        os.sched_setaffinity(0, everything)
+    if len(everything) > 1:
+        assert device_info.describe().endswith(f', {len(everything)} CPUs)')
