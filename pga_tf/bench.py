@@ -1,6 +1,7 @@
 """Times the real training step (Trainer.train_step) on synthetic data.
 
   python -m pga_tf.bench --arch=conv_mnist --model=vpga              # one configuration
+  python -m pga_tf.bench --arch=conv_mnist --model=vpga --width=0.5  # at half the layer widths
   python -m pga_tf.bench --arch=conv_64 --model=lpga --compare       # XLA on/off x precisions, ratios
   python -m pga_tf.bench --archs=conv_mnist,conv_64 --models=ae,vae,lpga,vpga,lvpga --json
 
@@ -21,7 +22,7 @@ from absl import app, flags
 
 from pga_tf import autotune, cli_flags, config, data, device_info, losses, models
 
-config.define_flags(flags.FLAGS, ('arch', 'model', 'batch_size', 'precision', 'stats_dir'))
+config.define_flags(flags.FLAGS, ('arch', 'model', 'batch_size', 'width', 'precision', 'stats_dir'))
 flags.DEFINE_integer('steps', 20, 'Timed steps per configuration.', lower_bound=1)
 flags.DEFINE_integer('warmup', 3, 'Untimed steps first (tracing, compilation).', lower_bound=1)
 flags.DEFINE_enum('xla', 'off', ['on', 'off'], 'jit_compile the step.')
@@ -39,7 +40,7 @@ flags.register_validator('models', lambda methods: set(methods) <= set(losses.ME
 
 def preset(arch, model, batch_size):
     base = cli_flags.read_preset(cli_flags.PRESET_DATASET[arch], model)
-    return dataclasses.replace(base, arch=arch, batch_size=batch_size)
+    return dataclasses.replace(base, arch=arch, batch_size=batch_size, width=FLAGS.width)
 
 
 def make_trainer(config, xla, precision):
@@ -73,7 +74,7 @@ def time_step(arch, model, batch_size, steps, warmup, xla, precision):
         float(out['enc_loss'])  # wait for the step
         times.append(time.perf_counter() - start)
     median = float(np.median(times))
-    return {'arch': arch, 'model': model, 'batch_size': batch_size, 'xla': bool(xla),
+    return {'arch': arch, 'model': model, 'batch_size': batch_size, 'width': config.width, 'xla': bool(xla),
             'precision': precision, 'images_per_sec': batch_size / median,
             'sec_per_step_median': median, 'sec_per_step_p90': float(np.percentile(times, 90)),
             'losses': {k: float(v) for k, v in out.items() if k != 'finite'},
@@ -128,7 +129,8 @@ def _print(record):
     if FLAGS.json:
         print(json.dumps(_public(record)), flush=True)
     else:
-        print(f"{record['arch']:10s} {record['model']:5s} b{record['batch_size']} "
+        width = f" width {record['width']:g}" if record['width'] != 1 else ''
+        print(f"{record['arch']:10s} {record['model']:5s} b{record['batch_size']}{width} "
               f"xla={'on ' if record['xla'] else 'off'} {record['precision']:15s} "
               f"{record['images_per_sec']:8.1f} img/s  median {record['sec_per_step_median']:.3f} s  "
               f"p90 {record['sec_per_step_p90']:.3f} s", flush=True)
