@@ -40,6 +40,6 @@ setup(
     extras_require={
         # gRPC client of pga_tf.serving.
         'serving': ['tensorflow-serving-api>=2.16'],
-        'test': ['pytest>=7.0', 'tensorflow-serving-api>=2.16'],
+        'test': ['pytest>=7.0', 'pytest-xdist>=3.0', 'tensorflow-serving-api>=2.16'],
     },
 )

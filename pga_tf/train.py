@@ -1,6 +1,6 @@
 """Trains a PGA method with the paper's settings.
 
-  python -m pga_tf.train --dataset=mnist_5k --model=vpga
+  python -m pga_tf.train --dataset=mnist_5k --model=lpga
   python -m pga_tf.train --dataset=celeba --model=vpga --data_dir=~/tensorflow_datasets
   python -m pga_tf.train --dataset=folder --data_dir=img_align_celeba --model=lpga
   python -m pga_tf.train --run_dir=runs/mnist_5k_vpga_20261125-101500   # resume

@@ -110,7 +110,7 @@ def test_the_key_names_the_machine_tensorflow_and_the_step():
     key = autotune.choice_key(config)
     assert device_info.describe() in key and tf.__version__ in key
     changed = [dataclasses.replace(config, **kw) for kw in
-               (dict(batch_size=32), dict(precision='mixed_bfloat16'), dict(width=0.5),
+               (dict(batch_size=32), dict(precision='mixed_bfloat16'), dict(width=0.25),
                 dict(model='lpga'), dict(arch='conv_32', dataset='cifar10'), dict(bn=True))]
     assert len({key, *map(autotune.choice_key, changed)}) == 1 + len(changed)
     # Settings that do not change the step's work share the choice.

@@ -44,11 +44,13 @@ def test_every_pair_parses_and_builds(dataset, model, tmp_path, monkeypatch):
 def test_presets_nest(model):
     """mnist_5k is MNIST's preset with its own length; folder is CelebA's preset."""
     small, full = cli_flags.read_preset('mnist_5k', model), cli_flags.read_preset('mnist', model)
-    assert (small.train_steps, small.checkpoint_every) == (2000, 500)
+    assert (small.train_steps, small.checkpoint_every, small.width) == (2000, 500, 0.5)
+    assert full.width == 1.0
     warm = model in ('lpga', 'lvpga')
     assert (small.init_steps, small.ramp_steps) == ((200, 200) if warm else (0, 0))
     assert full.ramp_steps == 0  # MNIST's own preset switches on at once, as the original
-    keep = ('dataset', 'train_steps', 'sample_every', 'checkpoint_every', 'init_steps', 'ramp_steps')
+    keep = ('dataset', 'train_steps', 'sample_every', 'checkpoint_every', 'width', 'init_steps',
+            'ramp_steps')
     # The mnist_5k VAE's optimiser and KL weight come from its sweep; MNIST's are PGA's.
     tuned = ('optimizer', 'lr', 'vkld') if model == 'vae' else ()
     assert (small.optimizer, small.lr, small.vkld) == (('adam', 1e-3, 5e-2) if tuned else
