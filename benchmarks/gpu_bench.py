@@ -83,7 +83,8 @@ def training_records(root):
         config = cli_flags.read_preset(cli_flags.PRESET_DATASET[arch], 'vpga')
         # The preset's settings, on data that needs no download.
         settings = [f'--{k}={v}' for k, v in (('arch', arch), ('bn', config.bn), ('z_dim', config.z_dim),
-                                               ('lr', config.lr), ('batch_size', config.batch_size))]
+                                               ('lr', config.lr), ('batch_size', config.batch_size),
+                                               ('width', config.width))]
         if arch == 'conv_mnist':
             data = ['--dataset=mnist_5k']
         else:

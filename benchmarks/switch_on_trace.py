@@ -1,7 +1,7 @@
 """Per-step trace of a run around the warm-up's end: where and why a PGA run diverges.
 
-  python benchmarks/switch_on_trace.py --method=lpga --seed=1 --steps=400
-  python benchmarks/switch_on_trace.py --method=lpga --seed=1 --flags=--ramp_steps=200
+  python benchmarks/switch_on_trace.py --method=lpga --seed=1 --flags=--ramp_steps=0,--nologdet_floor  # the original
+  python benchmarks/switch_on_trace.py --method=lpga --seed=1 --steps=400   # the preset: ramp and floor
 
 Trains the study's run of a method (pga_tf.study: the mnist_5k preset at --width, the seed), as
 `pga_tf.train` would, with `--flags` applied on top, and records per step: the codes' norms on
