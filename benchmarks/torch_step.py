@@ -180,7 +180,8 @@ def step_fn(model, encoder, decoder, config):
 def time_torch(arch, model, config):
     import torch
 
-    torch.set_num_threads(len(os.sched_getaffinity(0)))  # as TensorFlow sizes its pools
+    # device_info.usable_cpus(), without importing TensorFlow into the PyTorch process
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     torch.manual_seed(0)
     encoder, decoder = build(arch, config['z_dim'], model in ('vae', 'vpga'), config['bn'])
     step = step_fn(model, encoder, decoder, config)
