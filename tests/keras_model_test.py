@@ -97,7 +97,9 @@ def test_evaluate_reports_the_losses_without_training():
     enc, dec, terms = losses.compute_losses('lpga', model.encoder, model.decoder,
                                             IMAGES[:BATCH], noise, WEIGHTS, training=False)
     for name, value in {'enc_loss': enc, 'dec_loss': dec, **terms}.items():
-        np.testing.assert_allclose(result[name], float(value), rtol=1e-5, err_msg=name)
+        # A graph and eager execution round differently (1.2e-5 of dec_loss with oneDNN's
+        # kernels capped at AVX2).
+        np.testing.assert_allclose(result[name], float(value), rtol=1e-4, err_msg=name)
     for a, b in zip(before, _weights(model)):
         np.testing.assert_array_equal(a, b)
 

@@ -55,7 +55,11 @@ def test_xla_and_plain_give_the_same_losses(method):
         a, b = plain.train_step(x), xla.train_step(x)
         assert sorted(a) == sorted(b)
         for k in a:
-            np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-3, atol=1e-5, err_msg=k)
+            # The gradients go through the log-determinant's finite difference h(z + d) - h(z),
+            # which magnifies the two compilers' round-off: lpga's enc_grad_norm differs by
+            # 0.4 % with oneDNN's kernels capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2).
+            rtol = 1e-2 if k.endswith('grad_norm') else 1e-3
+            np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=rtol, atol=1e-5, err_msg=k)
 
 
 def test_init_steps_zero_the_coefficients():
