@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import autotune, cli_flags, config, data, device_info, losses, models
+from pga_tf import autotune, cli_flags, config, data, device_info, losses, models, trainer
 
 config.define_flags(flags.FLAGS, ('arch', 'model', 'batch_size', 'width', 'precision', 'stats_dir'))
 flags.DEFINE_integer('steps', 20, 'Timed steps per configuration.', lower_bound=1)
@@ -181,7 +181,7 @@ def compare(arch, model, batch_size):
 
 def jit_auto(config, xla_on_vs_off):
     """What `--jit_compile=auto` does for this preset on this machine, and why."""
-    if tf.config.list_physical_devices('GPU'):
+    if trainer.default_jit_compile():
         return 'XLA on (a GPU)'
     cache = autotune.cache_path(FLAGS.stats_dir)
     return (f'{autotune.describe_choice(cache, autotune.choice_key(config))}; this comparison '

@@ -7,7 +7,7 @@
 
 The update is `trainer.apply_update`, the one `Trainer` runs: ∂enc_loss/∂φ applied by
 `enc_optimizer`, ∂dec_loss/∂θ by `dec_optimizer`, noise drawn from (seed, step), a non-finite
-step skipped. The step counter and the seed are weights of the model, so `save_weights`,
+step skipped (under a strategy of several replicas it raises instead). The step counter and the seed are weights of the model, so `save_weights`,
 `BackupAndRestore` and `ModelCheckpoint` keep them with the networks and both optimisers' slots.
 """
 import keras
@@ -96,11 +96,13 @@ class PGA(keras.Model):
 
     def train_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
-        noise = losses.draw_noise(tf.stack([self.seed.value, self.step.value]),
-                                  tf.shape(x)[0], self.z_dim)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        noise = trainer.replica_noise(self.seed.value, self.step.value, tf.shape(x)[0],
+                                      self.z_dim, replicas)
         gate = trainer.warmup_gate(self.step.value, self.init_steps, self.ramp_steps)
         out = trainer.apply_update(self.method, self.encoder, self.decoder, self.enc_optimizer,
-                                   self.dec_optimizer, x, noise, self.loss_weights.scaled(gate))
+                                   self.dec_optimizer, x, noise, self.loss_weights.scaled(gate),
+                                   replicas)
         skipped = tf.cast(tf.logical_not(out.pop('finite')), tf.int64)
         self.skipped.assign_add(skipped)
         self.step.assign_add(1)
@@ -111,8 +113,8 @@ class PGA(keras.Model):
         """The losses on a batch, nothing updated; batch norm in inference mode. The noise is
         drawn from (seed, -1): the same for every evaluation."""
         x = data[0] if isinstance(data, (tuple, list)) else data
-        noise = losses.draw_noise(tf.stack([self.seed.value, tf.constant(-1, tf.int64)]),
-                                  tf.shape(x)[0], self.z_dim)
+        noise = trainer.replica_noise(self.seed.value, tf.constant(-1, tf.int64), tf.shape(x)[0],
+                                      self.z_dim, tf.distribute.get_strategy().num_replicas_in_sync)
         enc_loss, dec_loss, terms = losses.compute_losses(
             self.method, self.encoder, self.decoder, x, noise, self.loss_weights, training=False)
         return self._track({'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms,

@@ -10,7 +10,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import autotune, data, device_info, distribute, generator, paths, run_folder, summaries
+from pga_tf import (autotune, data, device_info, distribute, generator, paths, run_folder, summaries,
+                    trainer)
 from pga_tf.config import Config, ConfigError
 from pga_tf.evaluation import evaluator, latent, metrics
 
@@ -115,11 +116,14 @@ class DivergenceError(Exception):
     """Training stopped on a non-finite loss or gradient; the last checkpoint is untouched."""
 
 
+def _untouched(tr):
+    return f'The last checkpoint ({tr.manager.latest_checkpoint or "none yet"}) is untouched'
+
+
 def _guard(config, tr, step, out):
     """A step whose loss or gradient was not finite, and so was not applied."""
     bad = [k for k, v in out.items() if not np.isfinite(float(v))] or ['a gradient']
-    where = (f'step {step}: non-finite {", ".join(bad)}. The last checkpoint '
-             f'({tr.manager.latest_checkpoint or "none yet"}) is untouched')
+    where = f'step {step}: non-finite {", ".join(bad)}. {_untouched(tr)}'
     if config.on_nonfinite == 'stop':
         raise DivergenceError(f'{where}. Lower --lr, or pass --on_nonfinite=skip.')
     skipped = int(tr.skipped.numpy())
@@ -235,7 +239,7 @@ def train(config: Config, run_dir, strategy=None):
 
 def _jit_choice(config, tr, steps_left):
     """`autotune.JitChoice` for --jit_compile=auto on one CPU device (a GPU's auto is XLA on)."""
-    if config.jit_compile != 'auto' or tr.replicas > 1 or tf.config.list_physical_devices('GPU'):
+    if config.jit_compile != 'auto' or tr.replicas > 1 or trainer.default_jit_compile():
         return None
     return autotune.JitChoice(tr, autotune.choice_key(config), autotune.cache_path(config.stats_dir),
                               steps_left)
@@ -275,9 +279,15 @@ def _train(config, run, strategy, chief, task, changes, evaluate):
         for step in range(start + 1, last + 1):  # `step` counts the updates done
             x = next(batches)
             started = time.perf_counter()
-            out = tr.train_step(x)
-            # One host sync per step: the guard must see a bad step before the next one.
-            finite = bool(out.pop('finite'))
+            try:
+                out = tr.train_step(x)
+                # One host sync per step: the guard must see a bad step before the next one.
+                finite = bool(out.pop('finite'))
+            except tf.errors.InvalidArgumentError as err:
+                if trainer.NONFINITE_REPLICAS not in str(err):
+                    raise
+                raise DivergenceError(f'step {step}: {trainer.NONFINITE_REPLICAS}. {_untouched(tr)}. '
+                                      'Lower --lr.') from None
             if jit_choice:
                 jit_choice.observe(time.perf_counter() - started)
             if finite:

@@ -44,9 +44,24 @@ def warmup_gate(step, init_steps, ramp_steps=0):
 
 
 def default_jit_compile():
-    """XLA only where a GPU is present: on CPU `pga_tf.bench --compare` measured it slower
-    (0.77x on conv_mnist, 0.07x on conv_64): oneDNN's kernels beat XLA's CPU code."""
+    """XLA where a GPU is present. On a CPU off, until a run measures otherwise (`autotune`):
+    it was slower on both AVX-512 CPUs measured (0.77x on conv_mnist, 0.07x on conv_64)."""
     return bool(tf.config.list_physical_devices('GPU'))
+
+
+# The error of a non-finite step with several replicas (nothing was updated).
+NONFINITE_REPLICAS = 'a non-finite loss or gradient with several replicas: no update applied'
+
+
+def replica_noise(seed, step, batch_size, z_dim, replicas=1):
+    """This replica's rows of the noise of a global batch of `batch_size * replicas`, drawn
+    from (seed, step) by `losses.draw_noise`: the same noise whatever the number of replicas."""
+    noise = losses.draw_noise(tf.stack([seed, step]), batch_size * replicas, z_dim)
+    if replicas == 1:
+        return noise
+    start = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group,
+                    tf.int32) * batch_size
+    return {k: v[start:start + batch_size] for k, v in noise.items()}
 
 
 def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, replicas=1):
@@ -54,7 +69,8 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
 
     The step of `Trainer` and of `keras_model.PGA` alike. With one replica a step whose loss
     or gradient is not finite changes nothing (weights, optimiser slots, batch-norm
-    statistics); with several the update is applied and the caller stops on `finite` False.
+    statistics); with several such a step raises `tf.errors.InvalidArgumentError` carrying
+    `NONFINITE_REPLICAS` before the weights and slots change (batch-norm statistics may have).
 
     Args:
       method, encoder, decoder, x, noise: as `losses.compute_losses` takes them.
@@ -115,9 +131,11 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
     if replicas == 1:
         tf.cond(finite, apply, undo)
     else:
-        # A cond cannot hold the optimisers' cross-replica sums: the update is applied, and
-        # the training loop stops on a non-finite step (--on_nonfinite=skip needs 1 replica).
-        apply()
+        # A cond cannot hold the optimisers' cross-replica sums: a non-finite step ends the
+        # step with an error before any update, on every replica alike (`finite` is theirs
+        # all). So --on_nonfinite=skip needs one replica.
+        with tf.control_dependencies([tf.debugging.Assert(finite, [NONFINITE_REPLICAS])]):
+            apply()
     return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms, **norms, 'finite': finite}
 
 
@@ -219,13 +237,8 @@ class Trainer:
         return {k: self.strategy.reduce('MEAN', v, axis=None) for k, v in out.items()}
 
     def _replica_step(self, x):
-        # Every replica draws the global batch's noise from (seed, step) and keeps its rows,
-        # so the noise is the same whatever the number of replicas.
-        local = tf.shape(x)[0]
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        noise = losses.draw_noise(tf.stack([self.seed, self.step]), local * self.replicas, self.z_dim)
-        start = tf.cast(replica, tf.int32) * local
-        out = self.update(x, {k: v[start:start + local] for k, v in noise.items()})
+        noise = replica_noise(self.seed, self.step, tf.shape(x)[0], self.z_dim, self.replicas)
+        out = self.update(x, noise)
         return {**out, 'finite': tf.cast(out['finite'], tf.float32)}
 
     def _update(self, x, noise):

@@ -1,4 +1,5 @@
-"""tf.distribute: mirrored over 2 logical CPUs equals one device; 2 workers agree on the weights."""
+"""tf.distribute: mirrored over 2 logical CPUs equals one device (Trainer and PGA.fit); 2 workers
+agree on the weights."""
 import json
 import os
 import socket
@@ -9,12 +10,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pga_tf import trainer
+
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
 
 MIRRORED = r'''
 import json, sys
 import numpy as np, tensorflow as tf
-from pga_tf import distribute, models, trainer
+import keras
+from pga_tf import distribute, keras_model, models, trainer
 distribute.split_cpu(2)
 
 def run(strategy):
@@ -32,10 +36,61 @@ def run(strategy):
     weights = [np.asarray(v.numpy()) for v in e.variables + d.variables]
     return losses, weights, replicas
 
-one = run(tf.distribute.get_strategy())
-two = run(distribute.make_strategy('mirrored', cpu_replicas=2))
-diff = max(float(np.abs(a - b).max()) for a, b in zip(one[1], two[1]))
-print(json.dumps({'one': one[0], 'two': two[0], 'replicas': [one[2], two[2]], 'max_weight_diff': diff}))
+
+def fit(strategy, batches=3, nan_batch=None):
+    # keras_model.PGA's fit over batches of 8 (4 + 4 on two replicas); one may be all NaN.
+    tf.keras.utils.set_random_seed(0)
+    with strategy.scope():
+        e, d = models.build_models('conv_mnist', 4, 1, True, width=1 / 8)
+        model = keras_model.PGA(e, d, 'vpga', dict(zn_rec=0.06, vrec=0.02, vkld=0.02))
+        model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                      keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=False)
+    xs = [tf.random.stateless_uniform([8, 28, 28, 1], [i, 2], -1, 1) for i in range(batches)]
+    if nan_batch is not None:
+        xs[nan_batch] = xs[nan_batch] * np.nan
+    error = ''
+    try:
+        history = model.fit(tf.data.Dataset.from_tensor_slices(tf.stack(xs)), verbose=0).history
+    except tf.errors.InvalidArgumentError as err:
+        error, history = str(err), {}
+    return ({k: float(v[-1]) for k, v in history.items()}, int(model.step.numpy()),
+            [np.asarray(v.numpy()) for v in e.variables + d.variables], error)
+
+
+def nan_step(strategy):
+    # Trainer's step on two replicas with a batch of NaN: the error, and how far weights moved.
+    with strategy.scope():
+        e, d = models.build_models('conv_mnist', 4, 1, True, width=1 / 8)
+    tr = trainer.Trainer('vpga', e, d, dict(zn_rec=0.06, vrec=0.02, vkld=0.02), 0.05,
+                         strategy=strategy, jit_compile=False)
+    x = tf.fill([8, 28, 28, 1], np.nan)
+    batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(x))))
+    before = [v.numpy() for v in e.variables + d.variables + tr.opt_enc.variables]
+    try:
+        tr.train_step(batch)
+        error = ''
+    except tf.errors.InvalidArgumentError as err:
+        error = str(err)
+    return error, max_diff(before, [v.numpy() for v in e.variables + d.variables + tr.opt_enc.variables])
+
+
+def max_diff(a, b):
+    return max(float(np.abs(u - v).max()) for u, v in zip(a, b))
+
+
+# One strategy for every run: a second one in the process reuses its collectives' keys.
+mirrored = distribute.make_strategy('mirrored', cpu_replicas=2)
+one, two = run(tf.distribute.get_strategy()), run(mirrored)
+out = {'one': one[0], 'two': two[0], 'replicas': [one[2], two[2]],
+       'max_weight_diff': max_diff(one[1], two[1])}
+step_nan = nan_step(mirrored)
+fit_one, fit_two = fit(tf.distribute.get_strategy()), fit(mirrored)
+# A NaN third batch: fit stops there, the weights those after the first two batches.
+fit_nan, fit_two_batches = fit(mirrored, nan_batch=2), fit(mirrored, batches=2)
+print(json.dumps({**out, 'fit_one': fit_one[0], 'fit_two': fit_two[0],
+                  'fit_steps': [fit_one[1], fit_two[1]],
+                  'fit_weight_diff': max_diff(fit_one[2], fit_two[2]),
+                  'step_nan': step_nan, 'nan_error': fit_nan[3], 'nan_weight_diff': max_diff(fit_nan[2], fit_two_batches[2])}))
 '''
 
 
@@ -51,6 +106,19 @@ def test_mirrored_on_two_cpus_matches_one_device():
         for k in set(a) - {'enc_grad_norm', 'dec_grad_norm'}:
             np.testing.assert_allclose(b[k], a[k], rtol=2e-3, atol=1e-5, err_msg=k)
     assert out['max_weight_diff'] < 2e-3
+    # keras_model.PGA under the strategy: the global batch's mean losses and update, its noise
+    # split between the replicas as one device draws it.
+    assert out['fit_steps'] == [3, 3]
+    assert sorted(out['fit_one']) == sorted(out['fit_two'])
+    for k in set(out['fit_one']) - {'enc_grad_norm', 'dec_grad_norm'}:
+        np.testing.assert_allclose(out['fit_two'][k], out['fit_one'][k], rtol=2e-3, atol=1e-5,
+                                   err_msg=k)
+    assert out['fit_weight_diff'] < 2e-3
+    # A non-finite step on two replicas ends Trainer's step and fit with the error, before
+    # any update of the weights or the optimiser's slots.
+    assert trainer.NONFINITE_REPLICAS in out['step_nan'][0] and out['step_nan'][1] == 0
+    assert trainer.NONFINITE_REPLICAS in out['nan_error']
+    assert out['nan_weight_diff'] == 0
 
 
 def _free_ports(n):
