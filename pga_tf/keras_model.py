@@ -7,8 +7,9 @@
 
 The update is `trainer.apply_update`, the one `Trainer` runs: ∂enc_loss/∂φ applied by
 `enc_optimizer`, ∂dec_loss/∂θ by `dec_optimizer`, noise drawn from (seed, step), a non-finite
-step skipped (under a strategy of several replicas it raises instead). The step counter and the seed are weights of the model, so `save_weights`,
-`BackupAndRestore` and `ModelCheckpoint` keep them with the networks and both optimisers' slots.
+step skipped (under a tf.distribute strategy it raises instead). The step counter and the
+seed are weights of the model, so `save_weights`, `BackupAndRestore` and `ModelCheckpoint` keep
+them with the networks and both optimisers' slots.
 """
 import keras
 import tensorflow as tf
@@ -62,9 +63,12 @@ class PGA(keras.Model):
 
         jit_compile: XLA for the whole step; None is `trainer.default_jit_compile()` (on where
         a GPU is). Under XLA the noise comes from XLA's generator: the same for a seed, not
-        the same numbers as without XLA.
+        the same numbers as without XLA. Off under a tf.distribute strategy (as `Trainer`):
+        XLA would drop the check that keeps a non-finite step from being applied.
         """
         jit = trainer.default_jit_compile() if jit_compile is None else jit_compile
+        if tf.distribute.has_strategy():
+            jit = False
         # No `optimizer` of Keras's own: fit would build one more set of slots for both
         # networks. Callbacks that set `model.optimizer`'s learning rate do not apply; give
         # each optimiser a schedule instead.
@@ -96,32 +100,36 @@ class PGA(keras.Model):
 
     def train_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        noise = trainer.replica_noise(self.seed.value, self.step.value, tf.shape(x)[0],
-                                      self.z_dim, replicas)
+        x, noise, share = trainer.replica_inputs(x, self.seed.value, self.step.value, self.z_dim,
+                                                 self._replicas())
         gate = trainer.warmup_gate(self.step.value, self.init_steps, self.ramp_steps)
         out = trainer.apply_update(self.method, self.encoder, self.decoder, self.enc_optimizer,
                                    self.dec_optimizer, x, noise, self.loss_weights.scaled(gate),
-                                   replicas)
+                                   share)
         skipped = tf.cast(tf.logical_not(out.pop('finite')), tf.int64)
         self.skipped.assign_add(skipped)
         self.step.assign_add(1)
         out['skipped'] = skipped
-        return self._track(out)
+        return self._track(out, share)
 
     def test_step(self, data):
         """The losses on a batch, nothing updated; batch norm in inference mode. The noise is
         drawn from (seed, -1): the same for every evaluation."""
         x = data[0] if isinstance(data, (tuple, list)) else data
-        noise = trainer.replica_noise(self.seed.value, tf.constant(-1, tf.int64), tf.shape(x)[0],
-                                      self.z_dim, tf.distribute.get_strategy().num_replicas_in_sync)
+        x, noise, share = trainer.replica_inputs(x, self.seed.value, tf.constant(-1, tf.int64),
+                                                 self.z_dim, self._replicas())
         enc_loss, dec_loss, terms = losses.compute_losses(
             self.method, self.encoder, self.decoder, x, noise, self.loss_weights, training=False)
         return self._track({'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms,
-                            'skipped': tf.constant(0, tf.int64)})
+                            'skipped': tf.constant(0, tf.int64)}, share)
 
-    def _track(self, values):
+    @staticmethod
+    def _replicas():
+        return tf.distribute.get_strategy().num_replicas_in_sync
+
+    def _track(self, values, share):
+        # Each replica's means weigh by its share: an epoch's means are those of one device.
         for name, value in values.items():
-            self._trackers[name].update_state(value)
+            self._trackers[name].update_state(value, sample_weight=share)
         return {name: tracker.result() for name, tracker in self._trackers.items()
                 if name in values}

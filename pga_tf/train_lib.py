@@ -223,9 +223,8 @@ def train(config: Config, run_dir, strategy=None):
 
     strategy = strategy or distribute.make_strategy(config.strategy, config.cpu_replicas)
     chief, task = distribute.worker(strategy)
-    replicas = strategy.num_replicas_in_sync
-    if replicas > 1 and config.on_nonfinite == 'skip':
-        raise ConfigError('--on_nonfinite=skip needs a single replica; use stop')
+    if strategy is not tf.distribute.get_strategy() and config.on_nonfinite == 'skip':
+        raise ConfigError('--on_nonfinite=skip needs one device (the default strategy); use stop')
     # The chief evaluates; features and real statistics are ready before anything is written.
     evaluate = _in_loop_evaluation(config) if config.eval_every and chief else None
     run.prepare()
@@ -239,7 +238,7 @@ def train(config: Config, run_dir, strategy=None):
 
 def _jit_choice(config, tr, steps_left):
     """`autotune.JitChoice` for --jit_compile=auto on one CPU device (a GPU's auto is XLA on)."""
-    if config.jit_compile != 'auto' or tr.replicas > 1 or trainer.default_jit_compile():
+    if config.jit_compile != 'auto' or tr.distributed or trainer.default_jit_compile():
         return None
     return autotune.JitChoice(tr, autotune.choice_key(config), autotune.cache_path(config.stats_dir),
                               steps_left)

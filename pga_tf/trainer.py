@@ -49,35 +49,49 @@ def default_jit_compile():
     return bool(tf.config.list_physical_devices('GPU'))
 
 
-# The error of a non-finite step with several replicas (nothing was updated).
-NONFINITE_REPLICAS = 'a non-finite loss or gradient with several replicas: no update applied'
+# The errors of a step under a tf.distribute strategy (nothing was updated).
+NONFINITE_REPLICAS = 'a non-finite loss or gradient under a tf.distribute strategy: no update applied'
+EMPTY_SHARE = ('a batch with fewer rows than replicas: give every replica rows (batch a '
+               'tf.data.Dataset with drop_remainder=True)')
 
 
-def replica_noise(seed, step, batch_size, z_dim, replicas=1):
-    """This replica's rows of the noise of a global batch of `batch_size * replicas`, drawn
-    from (seed, step) by `losses.draw_noise`: the same noise whatever the number of replicas."""
-    noise = losses.draw_noise(tf.stack([seed, step]), batch_size * replicas, z_dim)
+def replica_inputs(x, seed, step, z_dim, replicas=1):
+    """This replica's batch `x`, its rows of the global batch's noise drawn from (seed, step)
+    by `losses.draw_noise`, and its share of the global batch (the weight of its losses):
+    the same noise and losses whatever the number of replicas and however a batch is split.
+
+    The replicas' shares may differ (a last batch split unevenly); each must hold a row, or
+    every replica raises `tf.errors.InvalidArgumentError` carrying `EMPTY_SHARE`.
+    """
+    local = tf.shape(x)[0]
     if replicas == 1:
-        return noise
-    start = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group,
-                    tf.int32) * batch_size
-    return {k: v[start:start + batch_size] for k, v in noise.items()}
+        return x, losses.draw_noise(tf.stack([seed, step]), local, z_dim), 1.0
+    ctx = tf.distribute.get_replica_context()
+    sizes = ctx.all_gather(tf.reshape(local, [1]), axis=0)
+    with tf.control_dependencies([tf.debugging.Assert(tf.reduce_min(sizes) > 0, [EMPTY_SHARE])]):
+        x = tf.identity(x)
+        start, total = tf.reduce_sum(sizes[:ctx.replica_id_in_sync_group]), tf.reduce_sum(sizes)
+    noise = losses.draw_noise(tf.stack([seed, step]), total, z_dim)
+    share = tf.cast(local, tf.float32) / tf.cast(total, tf.float32)
+    return x, {k: v[start:start + local] for k, v in noise.items()}, share
 
 
-def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, replicas=1):
+def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, share=1.0):
     """One two-gradient update: ∂enc_loss/∂φ by `opt_enc`, ∂dec_loss/∂θ by `opt_dec`.
 
-    The step of `Trainer` and of `keras_model.PGA` alike. With one replica a step whose loss
-    or gradient is not finite changes nothing (weights, optimiser slots, batch-norm
-    statistics); with several such a step raises `tf.errors.InvalidArgumentError` carrying
-    `NONFINITE_REPLICAS` before the weights and slots change (batch-norm statistics may have).
+    The step of `Trainer` and of `keras_model.PGA` alike. A step whose loss or gradient is not
+    finite changes nothing (weights, optimiser slots, batch-norm statistics); under a
+    tf.distribute strategy, whose optimiser updates a `tf.cond` cannot hold, such a step
+    raises `tf.errors.InvalidArgumentError` carrying `NONFINITE_REPLICAS` before the
+    optimisers update (batch-norm statistics may have moved).
 
     Args:
       method, encoder, decoder, x, noise: as `losses.compute_losses` takes them.
       opt_enc, opt_dec: Keras optimisers built on each network's trainable variables
         (`LossScaleOptimizer`s for mixed_float16).
       weights: `losses.LossWeights`, already gated by any warm-up.
-      replicas: replicas in sync; each one's losses count 1/replicas of the global mean.
+      share: this replica's share of the global batch (`replica_inputs`), the weight of its
+        losses (means over its rows) in the global mean: 1 with one replica.
 
     Returns:
       dict: `enc_loss`, `dec_loss`, every term of `compute_losses`, `enc_grad_norm` and
@@ -85,15 +99,16 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
     """
     loss_scaling = isinstance(opt_enc, keras.optimizers.LossScaleOptimizer)
     # Batch norm updates its statistics in the forward pass: keep them to undo a bad step
-    # (one replica only: with several, a bad step stops training instead).
+    # (without a strategy: under one, a bad step raises instead).
+    distributed = tf.distribute.has_strategy()
     state = encoder.non_trainable_variables + decoder.non_trainable_variables
-    saved = [tf.identity(v) for v in state] if replicas == 1 else []
+    saved = [] if distributed else [tf.identity(v) for v in state]
     with tf.GradientTape(persistent=True) as tape:
         enc_loss, dec_loss, terms = losses.compute_losses(method, encoder, decoder, x, noise,
                                                           weights)
         # Keras optimisers sum the replicas' gradients: each replica's losses (means over
-        # its share of the batch) count 1/replicas of the global mean.
-        enc_scaled, dec_scaled = enc_loss / replicas, dec_loss / replicas
+        # its rows) count by its share of the global batch.
+        enc_scaled, dec_scaled = enc_loss * share, dec_loss * share
         if loss_scaling:
             enc_scaled, dec_scaled = opt_enc.scale_loss(enc_scaled), opt_dec.scale_loss(dec_scaled)
     # ∂enc_loss/∂φ and ∂dec_loss/∂θ only: neither loss moves the other network.
@@ -108,7 +123,7 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
     # replica's own loss (its share of the batch): their mean exceeds the global gradient's norm.
     def norm(grads, opt):
         scale = tf.cast(opt.dynamic_scale, tf.float32) if loss_scaling else 1.0
-        return tf.linalg.global_norm(grads) * replicas / scale
+        return tf.linalg.global_norm(grads) / share / scale
 
     norms = dict(zip(GRAD_NORMS, (norm(enc_grads, opt_enc), norm(dec_grads, opt_dec))))
     checks = [tf.math.is_finite(enc_loss), tf.math.is_finite(dec_loss)]
@@ -128,12 +143,12 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
             v.assign(value)
         return tf.constant(False)
 
-    if replicas == 1:
+    if not distributed:
         tf.cond(finite, apply, undo)
     else:
         # A cond cannot hold the optimisers' cross-replica sums: a non-finite step ends the
         # step with an error before any update, on every replica alike (`finite` is theirs
-        # all). So --on_nonfinite=skip needs one replica.
+        # all). So --on_nonfinite=skip needs the default strategy.
         with tf.control_dependencies([tf.debugging.Assert(finite, [NONFINITE_REPLICAS])]):
             apply()
     return {'enc_loss': enc_loss, 'dec_loss': dec_loss, **terms, **norms, 'finite': finite}
@@ -159,7 +174,7 @@ class Trainer:
       seed: seed of the training noise; step s draws its noise from (seed, s), so the noise
         does not depend on the strategy, the number of replicas or a resume.
       jit_compile: compile the step with XLA; None picks `default_jit_compile()`. Off with
-        several replicas (XLA cannot reach other devices' variables under MirroredStrategy).
+        a strategy other than the default (XLA cannot reach other devices' variables).
       checkpoint_dir: where `save` and `restore` keep checkpoints (None: no checkpoints).
       max_to_keep: checkpoints kept in `checkpoint_dir`.
       strategy: the tf.distribute strategy whose scope holds the models (None: the default).
@@ -179,6 +194,9 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
         with self.strategy.scope():
+            # A strategy other than the default (even of one replica): its optimiser updates
+            # meet across replicas, which neither a nested tf.function nor XLA can hold.
+            self.distributed = tf.distribute.has_strategy()
             # One optimiser per network: a Keras 3 optimiser is bound to one variable list.
             made = lambda network: network_optimizer(make_optimizer(
                 optimizer, learning_rate, clip_norm=clip_norm, adam_beta1=adam_beta1), network)
@@ -200,17 +218,17 @@ class Trainer:
                         if checkpoint_dir else None)
 
     def set_jit_compile(self, on):
-        """XLA for the steps from now on (always off with several replicas: XLA cannot reach
-        other devices' variables under MirroredStrategy). Switching back is free: each
+        """XLA for the steps from now on (always off under a strategy other than the default:
+        XLA cannot reach other devices' variables). Switching back is free: each
         setting's step is traced once."""
-        self.jit_compile = bool(on) and self.replicas == 1
+        self.jit_compile = bool(on) and not self.distributed
         if self.jit_compile not in self._step_fns:
             # Noise is drawn outside the XLA cluster: XLA's random numbers differ from TF's,
             # and drawing them here keeps XLA on and off on the same noise for the same seed.
-            # With several replicas the update must not be a nested tf.function (its
+            # Under a strategy the update must not be a nested tf.function (its
             # optimiser sums cross replicas), so it is traced as part of train_step.
-            update = (tf.function(self._update, jit_compile=self.jit_compile)
-                      if self.replicas == 1 else self._update)
+            update = (self._update if self.distributed
+                      else tf.function(self._update, jit_compile=self.jit_compile))
             self._step_fns[self.jit_compile] = (update, tf.function(self._train_step))
         self.update, self._step_fn = self._step_fns[self.jit_compile]
 
@@ -231,22 +249,24 @@ class Trainer:
         Returns:
           the scalar losses by name (means over the global batch), and `finite`: False when a
           loss or a gradient was not finite, in which case nothing was changed (weights,
-          optimiser slots, batch-norm statistics) but `step` and `skipped`.
+          optimiser slots, batch-norm statistics) but `step` and `skipped`. Under a strategy
+          such a step raises instead (`apply_update`).
         """
         out = self.strategy.run(self._replica_step, args=(x,))
         return {k: self.strategy.reduce('MEAN', v, axis=None) for k, v in out.items()}
 
     def _replica_step(self, x):
-        noise = replica_noise(self.seed, self.step, tf.shape(x)[0], self.z_dim, self.replicas)
-        out = self.update(x, noise)
+        x, noise, share = replica_inputs(x, self.seed, self.step, self.z_dim, self.replicas)
+        out = self.update(x, noise, share)
         return {**out, 'finite': tf.cast(out['finite'], tf.float32)}
 
-    def _update(self, x, noise):
-        """The update of `_train_step` for given noise (a `losses.draw_noise` dict)."""
+    def _update(self, x, noise, share=1.0):
+        """The update of `_train_step` for given noise (a `losses.draw_noise` dict) and share
+        of the global batch."""
         # The original's warm-up: auxiliary coefficients are 0 before init_steps.
         gate = warmup_gate(self.step, self.init_steps, self.ramp_steps)
         out = apply_update(self.method, self.encoder, self.decoder, self.opt_enc, self.opt_dec,
-                           x, noise, self.weights.scaled(gate), self.replicas)
+                           x, noise, self.weights.scaled(gate), share)
         self.skipped.assign_add(tf.cast(tf.logical_not(out['finite']), tf.int64))
         self.step.assign_add(1)
         return out

@@ -37,20 +37,21 @@ def run(strategy):
     return losses, weights, replicas
 
 
-def fit(strategy, batches=3, nan_batch=None):
-    # keras_model.PGA's fit over batches of 8 (4 + 4 on two replicas); one may be all NaN.
+def fit(strategy, rows=24, nan_batch=None):
+    # keras_model.PGA's fit over batches of 8 (4 + 4 on two replicas), the last one of what
+    # is left (Keras builds on the first batch, which must split evenly); one may be NaN.
     tf.keras.utils.set_random_seed(0)
     with strategy.scope():
         e, d = models.build_models('conv_mnist', 4, 1, True, width=1 / 8)
         model = keras_model.PGA(e, d, 'vpga', dict(zn_rec=0.06, vrec=0.02, vkld=0.02))
         model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
                       keras.optimizers.SGD(0.05, momentum=0.9), jit_compile=False)
-    xs = [tf.random.stateless_uniform([8, 28, 28, 1], [i, 2], -1, 1) for i in range(batches)]
+    x = tf.random.stateless_uniform([rows, 28, 28, 1], [1, 2], -1, 1).numpy()
     if nan_batch is not None:
-        xs[nan_batch] = xs[nan_batch] * np.nan
+        x[8 * nan_batch:8 * nan_batch + 8] = np.nan
     error = ''
     try:
-        history = model.fit(tf.data.Dataset.from_tensor_slices(tf.stack(xs)), verbose=0).history
+        history = model.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), verbose=0).history
     except tf.errors.InvalidArgumentError as err:
         error, history = str(err), {}
     return ({k: float(v[-1]) for k, v in history.items()}, int(model.step.numpy()),
@@ -65,13 +66,15 @@ def nan_step(strategy):
                          strategy=strategy, jit_compile=False)
     x = tf.fill([8, 28, 28, 1], np.nan)
     batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(x))))
-    before = [v.numpy() for v in e.variables + d.variables + tr.opt_enc.variables]
+    state = lambda: [v.numpy() for v in e.variables + d.variables + tr.opt_enc.variables
+                     + tr.opt_dec.variables]
+    before = state()
     try:
         tr.train_step(batch)
         error = ''
     except tf.errors.InvalidArgumentError as err:
         error = str(err)
-    return error, max_diff(before, [v.numpy() for v in e.variables + d.variables + tr.opt_enc.variables])
+    return error, max_diff(before, state())
 
 
 def max_diff(a, b):
@@ -86,11 +89,19 @@ out = {'one': one[0], 'two': two[0], 'replicas': [one[2], two[2]],
 step_nan = nan_step(mirrored)
 fit_one, fit_two = fit(tf.distribute.get_strategy()), fit(mirrored)
 # A NaN third batch: fit stops there, the weights those after the first two batches.
-fit_nan, fit_two_batches = fit(mirrored, nan_batch=2), fit(mirrored, batches=2)
+fit_nan, fit_two_batches = fit(mirrored, nan_batch=2), fit(mirrored, rows=16)
+# A last batch of 7 splits 4 + 3; of 1, one replica has no rows. A strategy of one replica.
+uneven = [fit(tf.distribute.get_strategy(), rows=15), fit(mirrored, rows=15)]
+empty = fit(mirrored, rows=9)
+single = fit(tf.distribute.MirroredStrategy(['/cpu:0']))
 print(json.dumps({**out, 'fit_one': fit_one[0], 'fit_two': fit_two[0],
                   'fit_steps': [fit_one[1], fit_two[1]],
                   'fit_weight_diff': max_diff(fit_one[2], fit_two[2]),
-                  'step_nan': step_nan, 'nan_error': fit_nan[3], 'nan_weight_diff': max_diff(fit_nan[2], fit_two_batches[2])}))
+                  'step_nan': step_nan, 'nan_error': fit_nan[3],
+                  'uneven': [uneven[0][0], uneven[1][0]],
+                  'uneven_weight_diff': max_diff(uneven[0][2], uneven[1][2]),
+                  'empty_error': empty[3], 'single': single[0], 'single_error': single[3],
+                  'single_weight_diff': max_diff(fit_one[2], single[2]), 'nan_weight_diff': max_diff(fit_nan[2], fit_two_batches[2])}))
 '''
 
 
@@ -114,6 +125,15 @@ def test_mirrored_on_two_cpus_matches_one_device():
         np.testing.assert_allclose(out['fit_two'][k], out['fit_one'][k], rtol=2e-3, atol=1e-5,
                                    err_msg=k)
     assert out['fit_weight_diff'] < 2e-3
+    # Shares of 4 and 3 rows weigh 4/7 and 3/7: the one device's update and epoch means.
+    a, b = out['uneven']
+    assert sorted(a) == sorted(b)
+    for k in set(a) - {'enc_grad_norm', 'dec_grad_norm'}:
+        np.testing.assert_allclose(b[k], a[k], rtol=2e-3, atol=1e-5, err_msg=k)
+    assert out['uneven_weight_diff'] < 2e-3
+    assert trainer.EMPTY_SHARE in out['empty_error']
+    # A strategy of one replica (the update cannot sit in a tf.cond there).
+    assert out['single_error'] == '' and out['single_weight_diff'] < 1e-5
     # A non-finite step on two replicas ends Trainer's step and fit with the error, before
     # any update of the weights or the optimiser's slots.
     assert trainer.NONFINITE_REPLICAS in out['step_nan'][0] and out['step_nan'][1] == 0
