@@ -67,7 +67,7 @@ class PGA(keras.Model):
         XLA would drop the check that keeps a non-finite step from being applied.
         """
         jit = trainer.default_jit_compile() if jit_compile is None else jit_compile
-        if tf.distribute.has_strategy():
+        if trainer.is_distributed(self.distribute_strategy):
             jit = False
         # No `optimizer` of Keras's own: fit would build one more set of slots for both
         # networks. Callbacks that set `model.optimizer`'s learning rate do not apply; give

@@ -223,7 +223,7 @@ def train(config: Config, run_dir, strategy=None):
 
     strategy = strategy or distribute.make_strategy(config.strategy, config.cpu_replicas)
     chief, task = distribute.worker(strategy)
-    if strategy is not tf.distribute.get_strategy() and config.on_nonfinite == 'skip':
+    if trainer.is_distributed(strategy) and config.on_nonfinite == 'skip':
         raise ConfigError('--on_nonfinite=skip needs one device (the default strategy); use stop')
     # The chief evaluates; features and real statistics are ready before anything is written.
     evaluate = _in_loop_evaluation(config) if config.eval_every and chief else None

@@ -49,6 +49,13 @@ def default_jit_compile():
     return bool(tf.config.list_physical_devices('GPU'))
 
 
+def is_distributed(strategy):
+    """Whether `strategy` is other than the default (even of one replica): its optimiser
+    updates meet across replicas, which neither a tf.cond, a nested tf.function nor XLA holds."""
+    with strategy.scope():
+        return tf.distribute.has_strategy()
+
+
 # The errors of a step under a tf.distribute strategy (nothing was updated).
 NONFINITE_REPLICAS = 'a non-finite loss or gradient under a tf.distribute strategy: no update applied'
 EMPTY_SHARE = ('a batch with fewer rows than replicas: give every replica rows (batch a '
@@ -70,7 +77,9 @@ def replica_inputs(x, seed, step, z_dim, replicas=1):
     sizes = ctx.all_gather(tf.reshape(local, [1]), axis=0)
     with tf.control_dependencies([tf.debugging.Assert(tf.reduce_min(sizes) > 0, [EMPTY_SHARE])]):
         x = tf.identity(x)
-        start, total = tf.reduce_sum(sizes[:ctx.replica_id_in_sync_group]), tf.reduce_sum(sizes)
+        # Static shapes (XLA on a TPU): the replicas' rows before this one.
+        start = tf.math.cumsum(sizes, exclusive=True)[ctx.replica_id_in_sync_group]
+        total = tf.reduce_sum(sizes)
     noise = losses.draw_noise(tf.stack([seed, step]), total, z_dim)
     share = tf.cast(local, tf.float32) / tf.cast(total, tf.float32)
     return x, {k: v[start:start + local] for k, v in noise.items()}, share
@@ -193,10 +202,8 @@ class Trainer:
         self.z_dim = decoder.input_shape[-1]
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
+        self.distributed = is_distributed(self.strategy)
         with self.strategy.scope():
-            # A strategy other than the default (even of one replica): its optimiser updates
-            # meet across replicas, which neither a nested tf.function nor XLA can hold.
-            self.distributed = tf.distribute.has_strategy()
             # One optimiser per network: a Keras 3 optimiser is bound to one variable list.
             made = lambda network: network_optimizer(make_optimizer(
                 optimizer, learning_rate, clip_norm=clip_norm, adam_beta1=adam_beta1), network)
@@ -253,12 +260,13 @@ class Trainer:
           such a step raises instead (`apply_update`).
         """
         out = self.strategy.run(self._replica_step, args=(x,))
-        return {k: self.strategy.reduce('MEAN', v, axis=None) for k, v in out.items()}
+        return {k: self.strategy.reduce('SUM', v, axis=None) for k, v in out.items()}
 
     def _replica_step(self, x):
         x, noise, share = replica_inputs(x, self.seed, self.step, self.z_dim, self.replicas)
         out = self.update(x, noise, share)
-        return {**out, 'finite': tf.cast(out['finite'], tf.float32)}
+        # Summed over the replicas, each weighted by its share: means over the global batch.
+        return {k: v * share for k, v in {**out, 'finite': tf.cast(out['finite'], tf.float32)}.items()}
 
     def _update(self, x, noise, share=1.0):
         """The update of `_train_step` for given noise (a `losses.draw_noise` dict) and share

@@ -18,7 +18,7 @@ MIRRORED = r'''
 import json, sys
 import numpy as np, tensorflow as tf
 import keras
-from pga_tf import distribute, keras_model, models, trainer
+from pga_tf import distribute, keras_model, losses, models, trainer
 distribute.split_cpu(2)
 
 def run(strategy):
@@ -77,6 +77,17 @@ def nan_step(strategy):
     return error, max_diff(before, state())
 
 
+def split_noise(strategy):
+    # replica_inputs on a global batch of 7 split 4 + 3: each replica's share and noise rows.
+    batches = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(tf.zeros([7, 2, 2, 1])).batch(7))
+    step = tf.function(lambda b: strategy.run(
+        lambda x: trainer.replica_inputs(x, 3, 5, 2, 2)[1:], args=(b,)))
+    noise, share = step(next(iter(batches)))
+    rows = [v.numpy().tolist() for v in strategy.experimental_local_results(noise['z_prior'])]
+    return rows, [float(v) for v in strategy.experimental_local_results(share)]
+
+
 def max_diff(a, b):
     return max(float(np.abs(u - v).max()) for u, v in zip(a, b))
 
@@ -87,6 +98,8 @@ one, two = run(tf.distribute.get_strategy()), run(mirrored)
 out = {'one': one[0], 'two': two[0], 'replicas': [one[2], two[2]],
        'max_weight_diff': max_diff(one[1], two[1])}
 step_nan = nan_step(mirrored)
+split = split_noise(mirrored)
+one_device = losses.draw_noise(tf.constant([3, 5], tf.int64), 7, 2)['z_prior'].numpy().tolist()
 fit_one, fit_two = fit(tf.distribute.get_strategy()), fit(mirrored)
 # A NaN third batch: fit stops there, the weights those after the first two batches.
 fit_nan, fit_two_batches = fit(mirrored, nan_batch=2), fit(mirrored, rows=16)
@@ -98,6 +111,7 @@ print(json.dumps({**out, 'fit_one': fit_one[0], 'fit_two': fit_two[0],
                   'fit_steps': [fit_one[1], fit_two[1]],
                   'fit_weight_diff': max_diff(fit_one[2], fit_two[2]),
                   'step_nan': step_nan, 'nan_error': fit_nan[3],
+                  'split': split, 'one_device_noise': one_device,
                   'uneven': [uneven[0][0], uneven[1][0]],
                   'uneven_weight_diff': max_diff(uneven[0][2], uneven[1][2]),
                   'empty_error': empty[3], 'single': single[0], 'single_error': single[3],
@@ -130,10 +144,17 @@ def test_mirrored_on_two_cpus_matches_one_device():
     assert sorted(a) == sorted(b)
     for k in set(a) - {'enc_grad_norm', 'dec_grad_norm'}:
         np.testing.assert_allclose(b[k], a[k], rtol=2e-3, atol=1e-5, err_msg=k)
-    assert out['uneven_weight_diff'] < 2e-3
+    # (Weighting the 4 + 3 rows 1/2 each instead moves the weights by 8e-5.)
+    assert out['uneven_weight_diff'] < 2e-5
+    rows, shares = out['split']
+    np.testing.assert_allclose(shares, [4 / 7, 3 / 7], rtol=1e-6)
+    assert rows[0] + rows[1] == out['one_device_noise']
     assert trainer.EMPTY_SHARE in out['empty_error']
-    # A strategy of one replica (the update cannot sit in a tf.cond there).
+    # A strategy of one replica (the update cannot sit in a tf.cond there): one device's run.
     assert out['single_error'] == '' and out['single_weight_diff'] < 1e-5
+    for k in out['fit_one']:
+        np.testing.assert_allclose(out['single'][k], out['fit_one'][k], rtol=1e-5, atol=1e-7,
+                                   err_msg=k)
     # A non-finite step on two replicas ends Trainer's step and fit with the error, before
     # any update of the weights or the optimiser's slots.
     assert trainer.NONFINITE_REPLICAS in out['step_nan'][0] and out['step_nan'][1] == 0

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from pga_tf import autotune, cli_flags, data, train_lib
-from pga_tf.config import Config
+from pga_tf.config import Config, ConfigError
 
 # A small, fast configuration: the loop's behaviour without the paper's sizes.
 SMALL = dict(width=1 / 16, batch_size=4, z_dim=4, log_every=1, sample_every=2, checkpoint_every=2)
@@ -129,3 +129,14 @@ def test_arch_that_does_not_read_the_dataset():
     with pytest.raises(ValueError, match='reads 32x32'):
         Config(dataset='mnist_5k', arch='conv_32').image_shape()
     assert Config(dataset='folder', arch='conv_64', channels=1).image_shape() == (64, 1)
+
+
+def test_skipping_steps_needs_the_default_strategy(tmp_path):
+    # A strategy of one replica is still one whose updates a skipped step cannot undo; it is
+    # refused before anything is written, also from inside its scope.
+    config = small_config('mnist_5k', 'vpga', on_nonfinite='skip')
+    strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
+    for scope in (tf.distribute.get_strategy().scope(), strategy.scope()):
+        with scope, pytest.raises(ConfigError, match='on_nonfinite=skip needs one device'):
+            train_lib.train(config, str(tmp_path / 'run'), strategy=strategy)
+    assert not os.path.exists(tmp_path / 'run')
