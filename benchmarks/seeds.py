@@ -2,6 +2,7 @@
 
   python benchmarks/seeds.py --methods=lpga,lvpga --seeds=10 --widths=1,0.5
   python benchmarks/seeds.py --methods=lpga --seeds=5 --widths=0.5 --flags=--ramp_steps=200
+  python benchmarks/seeds.py --methods=lpga --seeds=10 --first_seed=5 --widths=1   # seeds 5-9
 
 Trains each method's mnist_5k preset (with --flags on top) for each width and seed, with the
 divergence guard at its default (`--on_nonfinite=stop`: a run with one non-finite step stops and
@@ -22,6 +23,8 @@ from pga_tf.evaluation import evaluator
 
 # --methods and --seeds (0, 1, ...) are pga_tf.study's flags.
 flags.DEFINE_list('widths', ['1', '0.5'], 'Width multipliers.')
+flags.DEFINE_integer('first_seed', 0, 'Seeds from this one to --seeds - 1: split them between '
+                     'processes or machines that share --seeds_dir.', lower_bound=0)
 flags.DEFINE_integer('steps', 2000, 'Steps per run (the preset\'s 2,000).', lower_bound=1)
 flags.DEFINE_list('flags', [], 'Training flags on top of the preset, e.g. --flags=--ramp_steps=200.')
 flags.DEFINE_integer('samples', 2000, 'Generated images per distance.', lower_bound=10)
@@ -60,7 +63,7 @@ def main(argv):
     for method in FLAGS.methods:
         for width in map(float, FLAGS.widths):
             results = []
-            for seed in range(FLAGS.seeds):
+            for seed in range(FLAGS.first_seed, FLAGS.seeds):
                 config = seed_config(method, seed, width, FLAGS.steps, FLAGS.flags)
                 tag = '_'.join([method, f'w{width:g}', f'seed{seed}',
                                 *(f.strip('-').replace('=', '') for f in FLAGS.flags)])
@@ -73,7 +76,8 @@ def main(argv):
             summary.append(f'{method} width {width:g}: {len(fids)} of {len(results)} finished'
                            + (f', distance {np.mean(fids):.2f} ± {np.std(fids):.2f}' if fids else '')
                            + ''.join(f"; seed {s} diverged at {r['diverged']}"
-                                     for s, r in enumerate(results) if not r['finished']))
+                                     for s, r in enumerate(results, FLAGS.first_seed)
+                                     if not r['finished']))
     print('\n'.join(summary))
 
 
