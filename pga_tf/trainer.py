@@ -129,7 +129,7 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
     dec_grads = tape.gradient(dec_scaled, dec_vars, unconnected_gradients=zero)
     del tape
     # Global norms of ∂enc_loss/∂φ and ∂dec_loss/∂θ, unscaled. With several replicas, of each
-    # replica's own loss (its share of the batch): their mean exceeds the global gradient's norm.
+    # replica's own loss (its rows): their share-weighted mean exceeds the global gradient's norm.
     def norm(grads, opt):
         scale = tf.cast(opt.dynamic_scale, tf.float32) if loss_scaling else 1.0
         return tf.linalg.global_norm(grads) / share / scale
