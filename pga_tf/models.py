@@ -8,6 +8,7 @@ import functools
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 # Side of the square images each architecture reads and writes.
@@ -40,8 +41,31 @@ def _deconv(y, filters, use_bn=False, activation='relu'):
     return _norm_act(y, use_bn, activation)
 
 
+@tf.custom_gradient
+def matmul(x, kernel):
+    """x·W for x [B, m] and W [m, n], its gradients computed as (W·gᵀ)ᵀ and (xᵀ)·g: the products
+    of TensorFlow's own gradient (g·Wᵀ, xᵀ·g), with the transposes made on the small operands.
+    A CPU's kernels are slow on a large transposed operand: conv_mnist's 6272x1024 layers took
+    2x as long for g·Wᵀ, and the step ran 1.10-1.15x faster so (AMD EPYC, 2026-11-27)."""
+    def grad(g):
+        return tf.transpose(tf.matmul(kernel, g, transpose_b=True)), tf.matmul(tf.transpose(x), g)
+
+    return tf.matmul(x, kernel), grad
+
+
+@keras.saving.register_keras_serializable(package='pga_tf')
+class Dense(layers.Dense):
+    """`keras.layers.Dense` on [B, m] inputs, by `matmul`: the same layer and weights."""
+
+    def call(self, inputs, training=None):
+        y = matmul(inputs, keras.ops.cast(self.kernel, self.compute_dtype))
+        if self.bias is not None:
+            y = tf.nn.bias_add(y, keras.ops.cast(self.bias, self.compute_dtype))
+        return self.activation(y) if self.activation is not None else y
+
+
 def _dense(y, units, use_bn=False, activation=None):
-    y = layers.Dense(units, use_bias=not use_bn)(layers.Flatten()(y) if len(y.shape) > 2 else y)
+    y = Dense(units, use_bias=not use_bn)(layers.Flatten()(y) if len(y.shape) > 2 else y)
     return _norm_act(y, use_bn, activation)
 
 
@@ -210,10 +234,10 @@ def _build(builder, size, z_dim, channels, variational, use_bn, dim, log_sigma_s
     h, image = builder(x, z, dim, channels, use_bn)
 
     h = layers.Flatten()(h) if len(h.shape) > 2 else h
-    z_mu = layers.Dense(z_dim, dtype='float32', name='z_mu')(h)
+    z_mu = Dense(z_dim, dtype='float32', name='z_mu')(h)
     outputs = z_mu
     if variational:
-        z_log_sigma_sq = layers.Dense(
+        z_log_sigma_sq = Dense(
             z_dim, dtype='float32', name='z_log_sigma_sq',
             bias_initializer=keras.initializers.Constant(log_sigma_sq_init))(h)
         outputs = [z_mu, z_log_sigma_sq]

@@ -4,6 +4,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pga_tf import models
 
@@ -107,3 +108,30 @@ def test_bad_arguments():
         models.build_models('vgg', 4, 3)
     with pytest.raises(ValueError, match='positive'):
         models.build_models('conv_32', 0, 3)
+
+
+def test_dense_and_its_gradients_against_numpy():
+    """models.Dense (its own matmul gradient): y = x·W + b, ∂/∂x = c·Wᵀ, ∂/∂W = xᵀ·c, ∂/∂b = Σc."""
+    rng = np.random.default_rng(5)
+    x, c = rng.normal(size=(5, 7)), rng.normal(size=(5, 3))
+    layer = models.Dense(3)
+    xt = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = layer(xt)
+        loss = tf.reduce_sum(y * tf.constant(c, tf.float32))
+    gx, gw, gb = tape.gradient(loss, [xt, layer.kernel, layer.bias])
+    w, b = (v.numpy().astype(np.float64) for v in (layer.kernel, layer.bias))
+    np.testing.assert_allclose(y.numpy(), x @ w + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gx.numpy(), c @ w.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw.numpy(), x.T @ c, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gb.numpy(), c.sum(0), rtol=1e-5, atol=1e-5)
+
+
+def test_a_saved_model_file_loads_with_its_layers(tmp_path):
+    encoder, _ = models.build_models('conv_mnist', 4, 1, variational=True, width=1 / 8)
+    encoder.save(tmp_path / 'encoder.keras')
+    loaded = keras.saving.load_model(tmp_path / 'encoder.keras')
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 28, 28, 1)).astype(np.float32)
+    for a, b in zip(encoder(x), loaded(x)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)

@@ -1,4 +1,5 @@
 """The two-gradient step: routing, XLA parity, the warm-up schedule, learning, checkpoints."""
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -175,3 +176,53 @@ def test_clip_norm_bounds_each_networks_step():
 def test_adam_takes_its_beta1():
     tr = _trainer('vae', False, optimizer='adam', adam_beta1=0.5)
     assert tr.opt_enc.beta_1 == tr.opt_dec.beta_1 == 0.5
+
+
+@pytest.mark.parametrize('jit', [None, False, True])  # eager, graph, XLA
+def test_sgd_follows_the_momentum_formula(jit):
+    """trainer.SGD's fused update: m ← 0.9 m − lr·g, then w ← w + m (Keras's SGD), in float64."""
+    rng = np.random.default_rng(3)
+    w0, grads = rng.normal(size=(4, 3)), rng.normal(size=(3, 4, 3))
+    w = keras.Variable(w0.astype(np.float32))
+    opt = trainer.make_optimizer('sgd', 0.1)
+    opt.build([w])
+    apply = lambda g: opt.apply([g], [w])
+    if jit is not None:
+        apply = tf.function(apply, jit_compile=jit)
+    expected, m = w0, np.zeros_like(w0)
+    for g in grads:
+        apply(tf.constant(g, tf.float32))
+        m = 0.9 * m - 0.1 * g
+        expected = expected + m
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(opt.momentums[0].numpy(), m, rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_resumes_a_checkpoint_of_keras_sgd(tmp_path):
+    """Runs saved before trainer.SGD (with keras.optimizers.SGD) resume with their momentum."""
+    w = keras.Variable(np.ones((2, 2), np.float32))
+    old = keras.optimizers.SGD(0.1, momentum=0.9)
+    old.apply([tf.fill([2, 2], 2.0)], [w])
+    path = tf.train.Checkpoint(w=w, opt=old).save(str(tmp_path / 'ckpt'))
+    w2 = keras.Variable(np.zeros((2, 2), np.float32))
+    new = trainer.make_optimizer('sgd', 0.1)
+    new.build([w2])
+    tf.train.Checkpoint(w=w2, opt=new).restore(path).assert_existing_objects_matched()
+    np.testing.assert_allclose(new.momentums[0].numpy(), old.momentums[0].numpy())
+    assert int(new.iterations) == 1
+
+
+def test_a_step_whose_gradient_alone_is_not_finite_changes_nothing():
+    """Finite losses, a NaN gradient (√|v| at 0): the step is not applied."""
+    x = keras.Input((2,))
+    encoder = keras.Model(x, keras.layers.Lambda(lambda v: tf.sqrt(tf.abs(v)))(
+        keras.layers.Dense(2, kernel_initializer='zeros')(x)))
+    z = keras.Input((2,))
+    decoder = keras.Model(z, keras.layers.Dense(2)(z))
+    tr = trainer.Trainer('ae', encoder, decoder, {}, 0.1, jit_compile=False)
+    before = _values(encoder.variables + decoder.variables)
+    out = tr.train_step(tf.ones([4, 2]))
+    assert np.isfinite(float(out['enc_loss'])) and not np.isfinite(float(out['enc_grad_norm']))
+    assert not bool(out['finite']) and int(tr.skipped) == 1
+    for a, b in zip(before, _values(encoder.variables + decoder.variables)):
+        np.testing.assert_array_equal(a, b)
