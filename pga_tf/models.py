@@ -44,20 +44,28 @@ def _deconv(y, filters, use_bn=False, activation='relu'):
 @tf.custom_gradient
 def matmul(x, kernel):
     """x·W for x [B, m] and W [m, n], its gradients computed as (W·gᵀ)ᵀ and (xᵀ)·g: the products
-    of TensorFlow's own gradient (g·Wᵀ, xᵀ·g), with the transposes made on the small operands.
-    A CPU's kernels are slow on a large transposed operand: conv_mnist's 6272x1024 layers took
-    2x as long for g·Wᵀ, and the step ran 1.10-1.15x faster so (AMD EPYC, 2026-11-27)."""
+    of TensorFlow's own gradient (g·Wᵀ, xᵀ·g), with the transposes made on the small operands."""
     def grad(g):
         return tf.transpose(tf.matmul(kernel, g, transpose_b=True)), tf.matmul(tf.transpose(x), g)
 
     return tf.matmul(x, kernel), grad
 
 
+# Units from which `Dense` uses `matmul`. A CPU's kernels are slow on a large transposed
+# operand: g·Wᵀ took 14.2 ms, (W·gᵀ)ᵀ 7.3 ms for conv_mnist's 6272x1024 layer (batch 64), and
+# 2.5 against 1.8 ms for conv_64's 128x8192; below 1024 units Keras's product was as fast or
+# faster (8192x128: 1.45 against 1.79 ms). AMD EPYC with AVX-512, 2026-11-27.
+WIDE_UNITS = 1024
+
+
 @keras.saving.register_keras_serializable(package='pga_tf')
 class Dense(layers.Dense):
-    """`keras.layers.Dense` on [B, m] inputs, by `matmul`: the same layer and weights."""
+    """`keras.layers.Dense` on [B, m] inputs, by `matmul` when it has `WIDE_UNITS` or more:
+    the same layer and weights."""
 
     def call(self, inputs, training=None):
+        if self.units < WIDE_UNITS:
+            return super().call(inputs, training)
         y = matmul(inputs, keras.ops.cast(self.kernel, self.compute_dtype))
         if self.bias is not None:
             y = tf.nn.bias_add(y, keras.ops.cast(self.bias, self.compute_dtype))
