@@ -30,6 +30,9 @@ flags.DEFINE_list('archs', ['conv_mnist'], 'conv_mnist, conv_32 or conv_64.')
 flags.DEFINE_list('models', ['ae', 'vae', 'lpga', 'vpga'], 'ae, vae, lpga, vpga.')
 flags.DEFINE_integer('batch_size', 64, 'Images per step.', lower_bound=1)
 flags.DEFINE_integer('steps', 10, 'Timed steps (after 3 untimed).', lower_bound=1)
+flags.DEFINE_integer('rounds', 3, 'Processes per side, alternating PyTorch and pga_tf; the '
+                     'median of each side is reported (a step varies by up to 7 % between runs).',
+                     lower_bound=1)
 flags.DEFINE_string('torch_only', '', 'The child process: time the PyTorch step of --archs[0] x '
                     '--models[0] at these preset settings (JSON) and print its JSON record.')
 FLAGS = flags.FLAGS
@@ -208,6 +211,10 @@ def _child(args):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _spread(values):
+    return f'{statistics.median(values):.1f} ({min(values):.1f}–{max(values):.1f})'
+
+
 def main(argv):
     del argv
     if FLAGS.torch_only:
@@ -216,18 +223,23 @@ def main(argv):
     from pga_tf import device_info
 
     print(f'machine: {device_info.describe()}; batch {FLAGS.batch_size}, float32, median of '
-          f'{FLAGS.steps} steps; each step in its own process')
+          f'{FLAGS.steps} steps in each of {FLAGS.rounds} processes per side, alternating; '
+          'images/s as median (range)')
     print('| arch | model | PyTorch images/s | pga_tf images/s | pga_tf / PyTorch |')
     print('|---|---|---|---|---|', flush=True)
     for arch in FLAGS.archs:
         for model in FLAGS.models:
             common = [f'--batch_size={FLAGS.batch_size}', f'--steps={FLAGS.steps}']
-            theirs = _child([__file__, f'--torch_only={json.dumps(_preset(arch, model))}',
-                             f'--archs={arch}', f'--models={model}', *common])
-            ours = _child(['-m', 'pga_tf.bench', f'--arch={arch}', f'--model={model}', '--json', *common])
-            print(f"| {arch} | {model} | {theirs['images_per_sec']:.1f} (torch {theirs['torch']}, "
-                  f"{theirs['threads']} threads) | {ours['images_per_sec']:.1f} | "
-                  f"{ours['images_per_sec'] / theirs['images_per_sec']:.2f}x |", flush=True)
+            theirs, ours = [], []
+            for _ in range(FLAGS.rounds):
+                theirs.append(_child([__file__, f'--torch_only={json.dumps(_preset(arch, model))}',
+                                      f'--archs={arch}', f'--models={model}', *common]))
+                ours.append(_child(['-m', 'pga_tf.bench', f'--arch={arch}', f'--model={model}',
+                                    '--json', *common]))
+            torch_ips, ours_ips = ([r['images_per_sec'] for r in side] for side in (theirs, ours))
+            print(f"| {arch} | {model} | {_spread(torch_ips)} (torch {theirs[0]['torch']}, "
+                  f"{theirs[0]['threads']} threads) | {_spread(ours_ips)} | "
+                  f"{statistics.median(ours_ips) / statistics.median(torch_ips):.2f}x |", flush=True)
 
 
 if __name__ == '__main__':

@@ -113,8 +113,8 @@ def test_bad_arguments():
 def test_dense_and_its_gradients_against_numpy():
     """models.Dense (its own matmul gradient): y = x·W + b, ∂/∂x = c·Wᵀ, ∂/∂W = xᵀ·c, ∂/∂b = Σc."""
     rng = np.random.default_rng(5)
-    x, c = rng.normal(size=(5, 7)), rng.normal(size=(5, models.WIDE_UNITS))
-    layer = models.Dense(models.WIDE_UNITS)
+    x, c = rng.normal(size=(5, 7)), rng.normal(size=(5, 3))
+    layer = models.Dense(3)
     xt = tf.constant(x, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(xt)
