@@ -31,8 +31,8 @@ flags.DEFINE_list('models', ['ae', 'vae', 'lpga', 'vpga'], 'ae, vae, lpga, vpga.
 flags.DEFINE_integer('batch_size', 64, 'Images per step.', lower_bound=1)
 flags.DEFINE_integer('steps', 10, 'Timed steps (after 3 untimed).', lower_bound=1)
 flags.DEFINE_integer('rounds', 3, 'Processes per side, alternating PyTorch and pga_tf; the '
-                     'median of each side is reported (a step varies by up to 7 % between runs).',
-                     lower_bound=1)
+                     'median of each side is reported (a side varied by up to 20 % between '
+                     'processes on a 2-vCPU VM).', lower_bound=1)
 flags.DEFINE_string('torch_only', '', 'The child process: time the PyTorch step of --archs[0] x '
                     '--models[0] at these preset settings (JSON) and print its JSON record.')
 FLAGS = flags.FLAGS
