@@ -8,9 +8,11 @@ For each architecture x method, at its paper preset (pga_tf's flags/ files: coef
 batch norm, z_dim) after the warm-up, it times in separate processes:
   - this file's PyTorch step (eager, NCHW, torch's threads set to the CPU count): the same
     networks (5x5 stride-2 convolutions and transposed convolutions, leaky ReLU 0.2 / ReLU,
-    batch norm where the preset has it, tanh), the same terms as `pga_tf.losses` with the same
-    passes (h' through the encoder with detached weights; without batch norm the prior's batch
-    in calls of its own, the data's codes with their offset in one), one SGD optimiser
+    batch norm where the preset has it, tanh), the same terms as `pga_tf.losses` with its
+    passes but one (h' through the encoder with detached weights; without batch norm the prior's
+    batch in calls of its own, the data's codes with their offset in one): the data's codes
+    go through the decoder again, detached, where pga_tf's step reuses img_rec's decoder pass
+    on a tape per loss (`losses.latent_maps`); one SGD optimiser
     (momentum 0.9) per network, the encoder's parameters
     updated by the gradient of the encoder's loss and the decoder's by the decoder's;
   - `python -m pga_tf.bench --json` with its defaults (float32, XLA off),

@@ -129,9 +129,11 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
     distributed = tf.distribute.has_strategy()
     state = encoder.non_trainable_variables + decoder.non_trainable_variables
     saved = [] if distributed else [tf.identity(v) for v in state]
-    with tf.GradientTape(persistent=True) as tape:
+    # A tape per loss: the losses then share the decoder's pass on the data's codes
+    # (`losses.latent_maps`).
+    with tf.GradientTape() as dec_tape, tf.GradientTape() as enc_tape:
         enc_loss, dec_loss, terms = losses.compute_losses(method, encoder, decoder, x, noise,
-                                                          weights)
+                                                          weights, enc_tape=enc_tape)
         # Keras optimisers sum the replicas' gradients: each replica's losses (means over
         # its rows) count by its share of the global batch.
         enc_scaled, dec_scaled = enc_loss * share, dec_loss * share
@@ -142,9 +144,8 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
     # Zero, not None, for a variable that no counted term reaches (σ's head of a VPGA
     # with --vrec=0 --vkld=0).
     zero = tf.UnconnectedGradients.ZERO
-    enc_grads = tape.gradient(enc_scaled, enc_vars, unconnected_gradients=zero)
-    dec_grads = tape.gradient(dec_scaled, dec_vars, unconnected_gradients=zero)
-    del tape
+    enc_grads = enc_tape.gradient(enc_scaled, enc_vars, unconnected_gradients=zero)
+    dec_grads = dec_tape.gradient(dec_scaled, dec_vars, unconnected_gradients=zero)
     # Global norms of ∂enc_loss/∂φ and ∂dec_loss/∂θ, unscaled. With several replicas, of each
     # replica's own loss (its rows): their share-weighted mean exceeds the global gradient's norm.
     def norm(grads, opt):

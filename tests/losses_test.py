@@ -1,6 +1,7 @@
 """Each loss term against an independent NumPy computation of the formula."""
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -119,9 +120,9 @@ def test_terms_with_coefficient_zero_cost_no_pass(method, zeros, h, h_prime, mon
     asked = []
     real = losses.latent_maps
 
-    def recording(encoder, decoder, zs, h=(), h_prime=(), groups=None, training=True):
+    def recording(encoder, decoder, zs, h=(), h_prime=(), **kwargs):
         asked.append((tuple(h), tuple(h_prime)))
-        return real(encoder, decoder, zs, h, h_prime, groups, training)
+        return real(encoder, decoder, zs, h, h_prime, **kwargs)
 
     monkeypatch.setattr(losses, 'latent_maps', recording)
     encoder, decoder, _ = tm.build(method in losses.VARIATIONAL)
@@ -186,6 +187,58 @@ def test_groups_change_the_calls_not_the_values_or_gradients():
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match='once'):
         losses.latent_maps(encoder, decoder, zs, h=('z_prior', 'eps'), groups=(('z_prior',),))
+
+
+def float64_models(variational, bn):
+    """A dense encoder and decoder in float64, with batch norm after their hidden layer."""
+    def hidden(y):
+        y = keras.layers.Dense(6, dtype='float64')(y)
+        y = keras.layers.BatchNormalization(dtype='float64')(y) if bn else y
+        return keras.layers.Activation('tanh', dtype='float64')(y)
+
+    keras.utils.set_random_seed(1)
+    x = keras.Input((tm.SIZE, tm.SIZE, 1), dtype='float64')
+    y = hidden(keras.layers.Flatten(dtype='float64')(x))
+    heads = [keras.layers.Dense(tm.Z_DIM, dtype='float64')(y) for _ in range(1 + variational)]
+    z = keras.Input((tm.Z_DIM,), dtype='float64')
+    y = keras.layers.Dense(tm.SIZE * tm.SIZE, activation='tanh', dtype='float64')(hidden(z))
+    return (keras.Model(x, heads if variational else heads[0]),
+            keras.Model(z, keras.layers.Reshape((tm.SIZE, tm.SIZE, 1), dtype='float64')(y)))
+
+
+@pytest.mark.parametrize('bn', [False, True], ids=['plain', 'bn'])
+@pytest.mark.parametrize('zeros', [{}, ZEROS], ids=['all', 'presets_zeros'])
+@pytest.mark.parametrize('method', ['lpga', 'vpga', 'lvpga'])
+def test_a_tape_per_loss_shares_passes_not_losses_or_gradients(method, zeros, bn):
+    """With `enc_tape` (the data's codes decoded once), the losses and each network's gradient
+    are those of one tape and the stop-gradient's own passes, in float64."""
+    encoder, decoder = float64_models(method in losses.VARIATIONAL, bn)
+    x, noise = tm.data()
+    x, noise = tf.constant(x, tf.float64), {k: tf.constant(v, tf.float64) for k, v in noise.items()}
+    weights = dataclasses.replace(WEIGHTS, **zeros)
+    statistics = encoder.non_trainable_variables + decoder.non_trainable_variables
+    start = [v.numpy() for v in statistics]
+    runs = []
+    for shared in (False, True):
+        for v, value in zip(statistics, start):
+            v.assign(value)
+        with tf.GradientTape(persistent=True) as dec_tape, tf.GradientTape() as enc_tape:
+            enc, dec, terms = losses.compute_losses(method, encoder, decoder, x, noise, weights,
+                                                    enc_tape=enc_tape if shared else None)
+        # One tape without enc_tape: dec_tape differentiates both losses.
+        zero = tf.UnconnectedGradients.ZERO
+        grads = ((enc_tape if shared else dec_tape).gradient(enc, encoder.trainable_variables,
+                                                             unconnected_gradients=zero)
+                 + dec_tape.gradient(dec, decoder.trainable_variables, unconnected_gradients=zero))
+        runs.append(([enc, dec, *terms.values()], grads, [v.numpy() for v in statistics]))
+    (values, grads, moved), (values_shared, grads_shared, moved_shared) = runs
+    for a, b in zip(values + grads, values_shared + grads_shared):
+        assert a.dtype == tf.float64
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-14)
+    assert all(np.any(g.numpy()) for g in grads_shared)
+    # The encoder's batch statistics move as before; the decoder's once less (g(z) = g(sg z)).
+    for a, b in zip(moved[:len(encoder.non_trainable_variables)], moved_shared):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize('method', ['vpga', 'lvpga'])
