@@ -132,8 +132,8 @@ def latent_maps(encoder, decoder, zs, h=(), h_prime=(), groups=None, training=Tr
                 decoded=None, enc_tape=None):
     """h = f∘g on the latent batches named in `h`, and h' on those named in `h_prime`.
 
-    h' is h with f's weights held constant (`frozen_encode`): f's input, and so g and σ,
-    keep their gradient. g runs once per latent batch, whichever of h and h' need it. Without
+    h' is h with f's weights held constant (`frozen_encode`, or h held on `enc_tape`, below):
+    f's input, and so g and σ, keep their gradient. g runs once per latent batch, whichever of h and h' need it. Without
     batch norm the batches of one group go through each network in one call (the same maths,
     per example); with it each batch keeps its own calls and batch statistics, as in the
     original. A group should hold batches whose gradients go the same way: the backward pass
@@ -166,9 +166,10 @@ def latent_maps(encoder, decoder, zs, h=(), h_prime=(), groups=None, training=Tr
     """
     h, h_prime = list(h), list(h_prime)
     names = list(dict.fromkeys(h + h_prime))
-    decoded = {n: held(enc_tape, u) for n, u in (decoded or {}).items()
-               if n in names and enc_tape is not None}
-    # h' of a decoded batch whose h is wanted is that h, held: f runs once on it.
+    decoded = ({n: held(enc_tape, u) for n, u in (decoded or {}).items() if n in names}
+               if enc_tape is not None else {})
+    # h' of a decoded batch whose h is wanted is that h, held: f runs once on it (none
+    # without enc_tape).
     shared_prime = [n for n in h_prime if n in decoded and n in h]
     frozen_names = [n for n in h_prime if n not in shared_prime]
     f = lambda v: encode(encoder, v, training)[0]
@@ -329,9 +330,12 @@ def compute_losses(method, encoder, decoder, x, noise, hparams, training=True, e
       hparams: `LossWeights`, or a mapping with some of its field names.
       training: the mode of batch norm in every pass (the original trains in every pass).
       enc_tape: for a step that differentiates the encoder's loss on a tape of its own (the
-        decoder's loss on another, recording both): the PGA methods then decode the data's
-        codes once, for img_rec and for their h and h' alike (`latent_maps`). Without it, one
-        tape may differentiate both losses.
+        decoder's loss on another, recording both), recording while this runs: the PGA methods
+        then decode the data's codes once, for img_rec and for their h and h' alike
+        (`latent_maps`). The encoder's loss is then ∂/∂φ-right on `enc_tape` only (on another
+        tape it gains a path g(z) -> z -> φ); the networks must share no variable, and a random
+        layer draws one mask for the shared pass. Without it, one tape may differentiate both
+        losses.
 
     Returns:
       (enc_loss, dec_loss, terms): scalar losses for φ and θ, and a dict of every scalar term

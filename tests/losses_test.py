@@ -206,12 +206,27 @@ def float64_models(variational, bn):
             keras.Model(z, keras.layers.Reshape((tm.SIZE, tm.SIZE, 1), dtype='float64')(y)))
 
 
+class CountingRows:
+    """A network that counts the rows it is called on."""
+
+    def __init__(self, model):
+        self.model, self.rows = model, 0
+
+    @property
+    def layers(self):
+        return self.model.layers
+
+    def __call__(self, inputs, **kwargs):
+        self.rows += int(inputs.shape[0])
+        return self.model(inputs, **kwargs)
+
+
 @pytest.mark.parametrize('bn', [False, True], ids=['plain', 'bn'])
-@pytest.mark.parametrize('zeros', [{}, ZEROS], ids=['all', 'presets_zeros'])
+@pytest.mark.parametrize('zeros', [{}, {'zh_rec': 0.0}], ids=['all', 'mnist_zeros'])
 @pytest.mark.parametrize('method', ['lpga', 'vpga', 'lvpga'])
 def test_a_tape_per_loss_shares_passes_not_losses_or_gradients(method, zeros, bn):
-    """With `enc_tape` (the data's codes decoded once), the losses and each network's gradient
-    are those of one tape and the stop-gradient's own passes, in float64."""
+    """With `enc_tape` the data's codes skip a decoder pass, and the losses and each network's
+    gradient are those of one tape and the stop-gradient's own passes, in float64."""
     encoder, decoder = float64_models(method in losses.VARIATIONAL, bn)
     x, noise = tm.data()
     x, noise = tf.constant(x, tf.float64), {k: tf.constant(v, tf.float64) for k, v in noise.items()}
@@ -222,22 +237,26 @@ def test_a_tape_per_loss_shares_passes_not_losses_or_gradients(method, zeros, bn
     for shared in (False, True):
         for v, value in zip(statistics, start):
             v.assign(value)
+        counting = CountingRows(decoder)
         with tf.GradientTape(persistent=True) as dec_tape, tf.GradientTape() as enc_tape:
-            enc, dec, terms = losses.compute_losses(method, encoder, decoder, x, noise, weights,
+            enc, dec, terms = losses.compute_losses(method, encoder, counting, x, noise, weights,
                                                     enc_tape=enc_tape if shared else None)
         # One tape without enc_tape: dec_tape differentiates both losses.
         zero = tf.UnconnectedGradients.ZERO
         grads = ((enc_tape if shared else dec_tape).gradient(enc, encoder.trainable_variables,
                                                              unconnected_gradients=zero)
                  + dec_tape.gradient(dec, decoder.trainable_variables, unconnected_gradients=zero))
-        runs.append(([enc, dec, *terms.values()], grads, [v.numpy() for v in statistics]))
-    (values, grads, moved), (values_shared, grads_shared, moved_shared) = runs
+        runs.append(([enc, dec, *terms.values()], grads,
+                     [v.numpy() for v in encoder.non_trainable_variables], counting.rows))
+    (values, grads, moved, rows), (values_shared, grads_shared, moved_shared, rows_shared) = runs
+    assert rows_shared == rows - x.shape[0]
+    assert len(values) == len(values_shared) and len(grads) == len(grads_shared)
     for a, b in zip(values + grads, values_shared + grads_shared):
         assert a.dtype == tf.float64
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-14)
     assert all(np.any(g.numpy()) for g in grads_shared)
-    # The encoder's batch statistics move as before; the decoder's once less (g(z) = g(sg z)).
-    for a, b in zip(moved[:len(encoder.non_trainable_variables)], moved_shared):
+    # The encoder's batch statistics move as before (the decoder's once less for the data).
+    for a, b in zip(moved, moved_shared, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
