@@ -139,10 +139,10 @@ def latent_maps(encoder, decoder, zs, h=(), h_prime=(), groups=None, training=Tr
     statistics, as in the original. A group should hold batches whose gradients go the same
     way: the backward pass of a call runs over all its rows, also those whose gradient is zero
     there (the prior's rows in the decoder's gradient, which only zn_rec, an encoder term,
-    reaches). Grouped so
-    (the prior alone, the data's codes with their offset), conv_mnist vpga, lpga and lvpga ran
-    1.19x, 1.26x and 1.19x faster than with one call for all, and 1.03-1.04x faster than with
-    one call per batch (AMD EPYC with AVX-512, batch 64, 2026-11-27).
+    reaches). Grouped so (the prior alone, the data's codes with their offset), conv_mnist
+    vpga, lpga and lvpga ran 1.19x, 1.26x and 1.19x faster than with one call for all, and
+    1.03-1.04x faster than with one call per batch (AMD EPYC with AVX-512, batch 64,
+    2026-11-27).
 
     With `enc_tape` (the tape of the encoder's loss, the decoder's loss on another), a batch
     in `decoded` skips its pass through g, and its h' shares its h's pass through f when both
