@@ -259,7 +259,8 @@ def _variational(encoder, decoder, x, noise, w, training, enc_tape, offset):
     x_rec = decoder(z_mu, training=training)
     z_data = tf.stop_gradient(z_mu)
     offset = offset(tf.exp(0.5 * z_log_sigma_sq))
-    # g(sg z_mu) serves h (zh_rec) and h' (vrec) alike.
+    # One decoder pass on the data's codes (img_rec's, with enc_tape) serves h (zh_rec) and h'
+    # (vrec) alike.
     h, h_prime = latent_maps(encoder, decoder, {'prior': noise['z_prior'], 'data': z_data,
                                                 'offset': z_data + offset},
                              h=_pga_batches(w),

@@ -106,10 +106,9 @@ def apply_update(method, encoder, decoder, opt_enc, opt_dec, x, noise, weights, 
 
     The step of `Trainer` and of `keras_model.PGA` alike. A step whose loss or gradient is not
     finite (or whose gradient's norm overflows float32) changes nothing (weights, optimiser
-    slots, batch-norm statistics); under a
-    tf.distribute strategy, whose optimiser updates a `tf.cond` cannot hold, such a step
-    raises `tf.errors.InvalidArgumentError` carrying `NONFINITE_REPLICAS` before the
-    optimisers update (batch-norm statistics may have moved).
+    slots, batch-norm statistics); under a tf.distribute strategy, whose optimiser updates a
+    `tf.cond` cannot hold, such a step raises `tf.errors.InvalidArgumentError` carrying
+    `NONFINITE_REPLICAS` before the optimisers update (batch-norm statistics may have moved).
 
     Args:
       method, encoder, decoder, x, noise: as `losses.compute_losses` takes them.

@@ -250,8 +250,7 @@ def test_a_tape_per_loss_shares_passes_not_losses_or_gradients(method, zeros, bn
                      [v.numpy() for v in encoder.non_trainable_variables], counting.rows))
     (values, grads, moved, rows), (values_shared, grads_shared, moved_shared, rows_shared) = runs
     assert rows_shared == rows - x.shape[0]
-    assert len(values) == len(values_shared) and len(grads) == len(grads_shared)
-    for a, b in zip(values + grads, values_shared + grads_shared):
+    for a, b in zip(values + grads, values_shared + grads_shared, strict=True):
         assert a.dtype == tf.float64
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-14)
     assert all(np.any(g.numpy()) for g in grads_shared)
