@@ -15,7 +15,7 @@ setup(
     packages=find_packages(include=['pga_tf', 'pga_tf.*']),
     # The offline features of 28x28 digits (pga_tf/evaluation/classifier.py).
     package_data={'pga_tf.evaluation': ['digits_classifier.keras', 'digits_classifier.json']},
-    # The paper presets travel with the package (see pga_tf/cli_flags.py).
+    # The paper presets travel with the package (see pga_tf/training/cli_flags.py).
     data_files=[('pga_tf_flags', [str(p.relative_to(ROOT)) for p in sorted((ROOT / 'flags').glob('*.cfg'))])],
     install_requires=[
         'tensorflow>=2.16',
@@ -38,7 +38,7 @@ setup(
         'setuptools<82',
     ],
     extras_require={
-        # gRPC client of pga_tf.serving.
+        # gRPC client of pga_tf.serving.client.
         'serving': ['tensorflow-serving-api>=2.16'],
         'test': ['pytest>=7.0', 'pytest-xdist>=3.0', 'tensorflow-serving-api>=2.16'],
     },

@@ -11,7 +11,7 @@ better; real digits have a mean pixel of about 33):
   batch-100   training-mode batch statistics over batches of 100 prior samples (the original
               code draws every sample this way)
   prior       inference mode after the statistics are recomputed on prior samples
-              (pga_tf.generator: what the grids, evaluate, export and sample use)
+              (pga_tf.core.generator: what the grids, evaluate, export and sample use)
 
 with the run's last img_rec (mean of its last 100 steps), the mean pixel of its
 reconstructions, and how far an image moves when its z is put in another batch of 100
@@ -26,7 +26,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config as config_lib, data, device_info, generator, losses
+from pga_tf.core import generator, losses
+from pga_tf.training import cli_flags, config as config_lib, data
+from pga_tf.utils import device_info
 from pga_tf.evaluation import evaluator, fid
 
 config_lib.define_flags(flags.FLAGS, ('model', 'train_steps', 'width', 'lr'))

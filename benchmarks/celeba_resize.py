@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from pga_tf import cli_flags, data, device_info
+from pga_tf.training import cli_flags, data
+from pga_tf.utils import device_info
 
 
 def portrait():

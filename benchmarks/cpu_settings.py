@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags
 
-from pga_tf import device_info
+from pga_tf.utils import device_info
 
 flags.DEFINE_list('archs', ['conv_mnist'], 'Architectures.')
 flags.DEFINE_list('models', ['vpga'], 'Methods.')

@@ -3,7 +3,7 @@
   python benchmarks/export_bench.py [--archs=conv_mnist,conv_64] [--calls=200]
 
 Exports freshly initialised generators (speed does not depend on the weights) with
-pga_tf.export_lib (`tflite=True`), and times z -> uint8 images two ways: the SavedModel's
+pga_tf.serving.export_lib (`tflite=True`), and times z -> uint8 images two ways: the SavedModel's
 `serving_default` loaded with tf.saved_model.load (what TF Serving runs), and decoder.tflite in
 the LiteRT interpreter (XNNPACK, one thread per core): images/s at batch 1, 16 and 256, and
 p50/p99 latency at batch 1. It is a benchmark, not a test.
@@ -18,7 +18,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import device_info, export_lib, models
+from pga_tf.core import models
+from pga_tf.serving import export_lib
+from pga_tf.utils import device_info
 
 flags.DEFINE_list('archs', ['conv_mnist', 'conv_64'], 'Architectures to time.')
 flags.DEFINE_integer('calls', 200, 'Calls at batch 1 (latency); larger batches use fewer.')

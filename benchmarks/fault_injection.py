@@ -27,7 +27,8 @@ _STEP = re.compile(r' step (\d+)/')
 
 def main(argv):
     del argv
-    from pga_tf import device_info, run_folder
+    from pga_tf.training import run_folder
+    from pga_tf.utils import device_info
 
     rng = random.Random(FLAGS.seed)
     run_dir = os.path.join(tempfile.mkdtemp(), 'run')

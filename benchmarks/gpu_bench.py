@@ -57,7 +57,7 @@ def step_records(on_gpu):
 
 
 def _preset_batch(arch):
-    from pga_tf import cli_flags
+    from pga_tf.training import cli_flags
 
     return cli_flags.read_preset(cli_flags.PRESET_DATASET[arch], 'vpga').batch_size
 
@@ -76,7 +76,8 @@ def _image_folder(root, size):
 
 def training_records(root):
     """images/s of a short `pga_tf.train` run of each architecture's VPGA preset."""
-    from pga_tf import cli_flags, models
+    from pga_tf.core import models
+    from pga_tf.training import cli_flags
 
     records = []
     for arch in FLAGS.archs:
@@ -144,7 +145,7 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from pga_tf import device_info
+    from pga_tf.utils import device_info
 
     device = device_info.describe()
     on_gpu = bool(tf.config.list_physical_devices('GPU'))

@@ -55,7 +55,8 @@ class Case:
 def make_material(root):
     from PIL import Image
 
-    from pga_tf import cli_flags, export_lib, run_folder, train_lib
+    from pga_tf.serving import export_lib
+    from pga_tf.training import cli_flags, run_folder, train_lib
 
     config = dataclasses.replace(cli_flags.read_preset('mnist_5k', 'vpga'), width=0.0625, z_dim=4,
                                  batch_size=8, train_steps=4, checkpoint_every=2, log_every=1,
@@ -86,7 +87,7 @@ def newest_data(folder):
 
 
 def nan_checkpoint(folder):
-    from pga_tf import run_folder
+    from pga_tf.training import run_folder
 
     run = run_folder.RunFolder(os.path.join(folder, 'run'))
     tr = run.read_config().build_trainer(run.checkpoint_dir)
@@ -514,7 +515,7 @@ def run_case(case, material, workspace):
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from pga_tf import device_info
+    from pga_tf.utils import device_info
 
     machine = device_info.describe()
     workspace = tempfile.mkdtemp(prefix='hostile_')

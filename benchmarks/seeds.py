@@ -18,7 +18,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from pga_tf import device_info, paths, study, train_lib
+from pga_tf import study
+from pga_tf.training import train_lib
+from pga_tf.utils import device_info, paths
 from pga_tf.evaluation import evaluator
 
 # --methods and --seeds (0, 1, ...) are pga_tf.study's flags.

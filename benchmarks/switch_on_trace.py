@@ -17,7 +17,10 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import device_info, losses, study, train_lib
+from pga_tf import study
+from pga_tf.core import losses
+from pga_tf.training import train_lib
+from pga_tf.utils import device_info
 
 flags.DEFINE_string('method', 'lpga', 'Method (its mnist_5k preset).')
 flags.DEFINE_integer('seed', 1, 'Seed of the run.')

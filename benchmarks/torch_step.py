@@ -8,7 +8,7 @@ For each architecture x method, at its paper preset (pga_tf's flags/ files: coef
 batch norm, z_dim) after the warm-up, it times in separate processes:
   - this file's PyTorch step (eager, NCHW, torch's threads set to the CPU count): the same
     networks (5x5 stride-2 convolutions and transposed convolutions, leaky ReLU 0.2 / ReLU,
-    batch norm where the preset has it, tanh), the same terms as `pga_tf.losses` with its
+    batch norm where the preset has it, tanh), the same terms as `pga_tf.core.losses` with its
     passes but one (h' through the encoder with detached weights; without batch norm the prior's
     batch in calls of its own, the data's codes with their offset in one): the data's codes
     go through the decoder again, detached, where pga_tf's step reuses img_rec's decoder pass
@@ -48,14 +48,14 @@ SETTINGS = ('bn', 'lr', 'z_dim', 'zn_rec', 'zh_rec', 'nll', 'vrec', 'vkld')
 
 
 def _preset(arch, model):
-    from pga_tf import cli_flags
+    from pga_tf.training import cli_flags
 
     config = cli_flags.read_preset(cli_flags.PRESET_DATASET[arch], model)
     return {k: getattr(config, k) for k in SETTINGS}
 
 
 def build(arch, z_dim, variational, bn, dim=64):
-    """(encoder, decoder) as torch modules, the layers of `pga_tf.models`."""
+    """(encoder, decoder) as torch modules, the layers of `pga_tf.core.models`."""
     import torch
     from torch import nn
 
@@ -108,7 +108,7 @@ def build(arch, z_dim, variational, bn, dim=64):
 
 
 def step_fn(model, encoder, decoder, config):
-    """One two-gradient update of `model` (the terms of pga_tf.losses at `config`'s coefficients)."""
+    """One two-gradient update of `model` (the terms of pga_tf.core.losses at `config`'s coefficients)."""
     import types
 
     import torch
@@ -147,7 +147,7 @@ def step_fn(model, encoder, decoder, config):
         if model == 'lpga':
             epsilon = 1e-2 * math.sqrt(data.shape[1])
             d = delta / delta.norm(dim=1, keepdim=True) * epsilon
-            # As pga_tf.losses groups them: the prior alone, the data's codes with their offset.
+            # As pga_tf.core.losses groups them: the prior alone, the data's codes with their offset.
             h_data, h_pert = h([data, data + d])
             log_det = torch.mean(torch.log(((h_pert - h_data) ** 2).sum(1) / epsilon ** 2)) / 2
             nll_enc = torch.mean(0.5 * (z_mu ** 2).sum(1) + 0.5 * data.shape[1] * math.log(2 * math.pi)) / data.shape[1]
@@ -222,7 +222,7 @@ def main(argv):
     if FLAGS.torch_only:
         print(json.dumps(time_torch(FLAGS.archs[0], FLAGS.models[0], json.loads(FLAGS.torch_only))))
         return
-    from pga_tf import device_info
+    from pga_tf.utils import device_info
 
     print(f'machine: {device_info.describe()}; batch {FLAGS.batch_size}, float32, median of '
           f'{FLAGS.steps} steps in each of {FLAGS.rounds} processes per side, alternating; '

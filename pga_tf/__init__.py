@@ -1,12 +1,12 @@
 """pga_tf: Perceptual Generative Autoencoders (Zhang et al.) in TensorFlow 2 / Keras 3."""
-from pga_tf import tf_startup
+from pga_tf.utils import tf_startup
 
 tf_startup.import_quietly()
 
 __version__ = '0.1.0'
 
 # The Python API by name, imported on first use (the commands do not need Keras's model class).
-_API = {'PGA': 'keras_model', 'Trainer': 'trainer', 'LossWeights': 'losses'}
+_API = {'PGA': 'training.keras_model', 'Trainer': 'training.trainer', 'LossWeights': 'core.losses'}
 
 
 def __getattr__(name):

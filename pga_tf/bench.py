@@ -20,7 +20,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import autotune, cli_flags, config, data, device_info, losses, models, trainer
+from pga_tf.core import losses, models
+from pga_tf.training import autotune, cli_flags, config, data, trainer
+from pga_tf.utils import device_info
 
 config.define_flags(flags.FLAGS, ('arch', 'model', 'batch_size', 'width', 'precision', 'stats_dir'))
 flags.DEFINE_integer('steps', 20, 'Timed steps per configuration.', lower_bound=1)

@@ -17,8 +17,10 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config, data, gmm, paths, run_folder, summaries
-from pga_tf.config import ConfigError
+from pga_tf.evaluation import gmm
+from pga_tf.training import cli_flags, config, data, run_folder, summaries
+from pga_tf.utils import paths
+from pga_tf.training.config import ConfigError
 from pga_tf.evaluation import evaluator, fid, latent
 from pga_tf.evaluation.features import FeaturesUnavailable
 

@@ -3,7 +3,7 @@
   python -m pga_tf.export --run_dir=runs/mnist_5k_vpga_20261125-101500 --export_dir=exports/pga_mnist
 
 writes exports/pga_mnist/<next version>/ (atomically) and exports/pga_mnist/models.config.
-The decoder is the generator at inference (pga_tf.generator), as in the run's grids and
+The decoder is the generator at inference (pga_tf.core.generator), as in the run's grids and
 evaluations; with batch norm, the encoder's statistics are recomputed on training images. When
 the training images can be read, the Gaussian mixture of their codes (the run folder's
 gmm_<step>.npz, fitted with the checkpoint's encoder as `pga_tf.evaluate --sampler=gmm` fits it)
@@ -17,8 +17,11 @@ import sys
 
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, data, export_lib, generator, gmm, losses, model_card, run_folder
-from pga_tf.config import ConfigError
+from pga_tf.core import generator, losses
+from pga_tf.evaluation import gmm
+from pga_tf.serving import export_lib, model_card
+from pga_tf.training import cli_flags, data, run_folder
+from pga_tf.training.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
 cli_flags.define('run_dir', 'checkpoint', 'export_dir', 'version')

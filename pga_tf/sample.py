@@ -15,8 +15,12 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from pga_tf import cli_flags, export_lib, generator, gmm, model_card, paths, summaries
-from pga_tf.config import ConfigError
+from pga_tf.core import generator
+from pga_tf.evaluation import gmm
+from pga_tf.serving import export_lib, model_card
+from pga_tf.training import cli_flags, summaries
+from pga_tf.utils import paths
+from pga_tf.training.config import ConfigError
 
 FLAGS = cli_flags.FLAGS
 cli_flags.define('export_dir', 'version', 'sample_seed')

@@ -5,7 +5,7 @@
 
 Trains every method on mnist_5k with its preset, one architecture and one step budget, for each
 seed; evaluates each run's samples from the prior N(0, I) and from the Gaussian mixture of its
-training codes (the ex-post sampler, pga_tf.gmm) with the offline features (the shipped
+training codes (the ex-post sampler, pga_tf.evaluation.gmm) with the offline features (the shipped
 classifier: not comparable to Inception FIDs): Fréchet distance, KID, precision, recall,
 density, coverage, and the latent diagnostics; writes results.json, results.md and one sample
 grid per method. Runs already in --out_dir resume (or are reused when finished), so an
@@ -22,7 +22,10 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from pga_tf import cli_flags, config as config_lib, device_info, gmm, losses, paths, run_folder, train_lib
+from pga_tf.core import losses
+from pga_tf.evaluation import gmm
+from pga_tf.training import cli_flags, config as config_lib, run_folder, train_lib
+from pga_tf.utils import device_info, paths
 from pga_tf.evaluation import evaluator
 
 config_lib.define_flags(flags.FLAGS, ('stats_dir',))

@@ -17,9 +17,9 @@ import sys
 
 from absl import app, logging
 
-from pga_tf import cli_flags, data, distribute, train_lib
-from pga_tf import config as config_lib
-from pga_tf.config import Config, ConfigError
+from pga_tf.training import cli_flags, data, distribute, train_lib
+from pga_tf.training import config as config_lib
+from pga_tf.training.config import Config, ConfigError
 from pga_tf.evaluation.features import FeaturesUnavailable
 
 FLAGS = cli_flags.FLAGS

@@ -6,7 +6,9 @@ import os
 import pytest
 import tensorflow as tf
 
-from pga_tf import autotune, cli_flags, device_info, losses, trainer
+from pga_tf.core import losses
+from pga_tf.training import autotune, cli_flags, trainer
+from pga_tf.utils import device_info
 import tiny_models as tm
 
 WARM, TIMED = autotune.WARMUP, autotune.TIMED

@@ -13,7 +13,8 @@ Z_DIM = 8
 def exported(tmp_path_factory):
     """A short mnist_5k run, its restored models, and their export with the mixture of its
     codes (run/gmm_3.npz) (shared by the export, serving and sample tests)."""
-    from pga_tf import export_lib, run_folder, train_lib
+    from pga_tf.serving import export_lib
+    from pga_tf.training import run_folder, train_lib
     from pga_tf.evaluation import evaluator
     from train_lib_test import small_config
 

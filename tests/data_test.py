@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from pga_tf import data
+from pga_tf.training import data
 
 
 def _first(ds):
@@ -90,7 +90,7 @@ def _fake_celeba(self, split, **kwargs):
 def test_celeba_is_every_aligned_image_as_the_original_reads_it(tmp_path):
     """The celeba preset (tfds) and the folder preset on the same files give the original's
     images: all three tfds splits, the central 108x108, TF1 bicubic to 64x64."""
-    from pga_tf import cli_flags
+    from pga_tf.training import cli_flags
 
     raw = [image for split in _CELEBA_SPLITS for image in tfds.as_numpy(
         _fake_celeba(None, split).map(lambda e: e['image']))]

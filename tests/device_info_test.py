@@ -4,7 +4,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from pga_tf import device_info
+from pga_tf.utils import device_info
 
 
 def test_extensions_of_the_two_cpu_kinds():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import trainer
+from pga_tf.training import trainer
 
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
 
@@ -18,7 +18,8 @@ MIRRORED = r'''
 import json, sys
 import numpy as np, tensorflow as tf
 import keras
-from pga_tf import distribute, keras_model, losses, models, trainer
+from pga_tf.core import losses, models
+from pga_tf.training import distribute, keras_model, trainer
 distribute.split_cpu(2)
 
 def run(strategy):
@@ -205,7 +206,7 @@ def test_two_workers_train_and_agree(tmp_path):
 
 
 def test_strategies_that_cannot_work_here(monkeypatch):
-    from pga_tf import distribute
+    from pga_tf.training import distribute
 
     if len(tf.config.list_physical_devices('GPU')) > 1:
         pytest.skip('a machine with several GPUs mirrors over them')

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pga_tf import run_folder, train_lib
+from pga_tf.training import run_folder, train_lib
 from pga_tf.evaluation import classifier, evaluator, features
 from features_test import save_stand_in
 from train_lib_test import _events, small_config
@@ -101,7 +101,7 @@ class _PooledFeatures:
 
 def test_real_statistics_cover_the_whole_training_split_by_default(tmp_path):
     import numpy as np
-    from pga_tf import data
+    from pga_tf.training import data
 
     config = small_config('mnist_5k', 'vpga')
     mean, _, count = evaluator.real_stats(_PooledFeatures(), config, str(tmp_path))
@@ -116,7 +116,8 @@ def test_mixture_is_fitted_once_per_checkpoint_and_again_when_damaged(prepared, 
     import shutil
 
     import numpy as np
-    from pga_tf import data, losses
+    from pga_tf.core import losses
+    from pga_tf.training import data
 
     shutil.copytree(prepared[0], tmp_path / 'run')
     folder = run_folder.RunFolder(tmp_path / 'run')

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import data, export_lib, generator, gmm, model_card, models
-from pga_tf.config import Config
+from pga_tf.core import generator, models
+from pga_tf.evaluation import gmm
+from pga_tf.serving import export_lib, model_card
+from pga_tf.training import data
+from pga_tf.training.config import Config
 from conftest import Z_DIM
 
 
@@ -75,7 +78,7 @@ def test_fresh_process_loads_every_signature(exported, tmp_path):
     # The export's images are the checkpoint decoder's, after the uint8 conversion.
     expected = data.to_uint8(decoder(z, training=False)).numpy()
     np.testing.assert_array_equal(np.load(tmp_path / 'images.npy'), expected)
-    # sample_gmm draws as pga_tf.gmm does from the run's mixture, seed for seed.
+    # sample_gmm draws as pga_tf.evaluation.gmm does from the run's mixture, seed for seed.
     mixture = gmm.load(os.path.join(exported[0], 'run', 'gmm_3.npz'))
     codes = gmm.draw(*gmm.constants(mixture), 5, 7)
     np.testing.assert_array_equal(np.load(tmp_path / 'gmm_images.npy'),

@@ -57,7 +57,10 @@ def test_sample_draws_interpolation_rows(exported):
 def test_sample_draws_from_the_exported_mixture(exported, tmp_path):
     import numpy as np
 
-    from pga_tf import data, export_lib, gmm, sample, summaries
+    from pga_tf import sample
+    from pga_tf.evaluation import gmm
+    from pga_tf.serving import export_lib
+    from pga_tf.training import data, summaries
 
     root, encoder, decoder, path = exported
     grid = sample.draw(sample.load(path), 'sample', 4, 5, 0, sampler='gmm')
@@ -89,7 +92,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path):
 
 def test_sample_refuses_a_bad_out_or_a_damaged_export(exported, tmp_path):
     from pga_tf import sample
-    from pga_tf.export_lib import ExportError
+    from pga_tf.serving.export_lib import ExportError
 
     version = exported[3]
     damaged = tmp_path / 'damaged'

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import data
+from pga_tf.training import data
 from pga_tf.evaluation import classifier, features
 
 

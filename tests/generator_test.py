@@ -4,7 +4,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pga_tf import data, export_lib, generator, models, run_folder, train_lib
+from pga_tf.core import generator, models
+from pga_tf.serving import export_lib
+from pga_tf.training import data, run_folder, train_lib
 from pga_tf.evaluation import evaluator, fid
 from train_lib_test import small_config
 
@@ -75,7 +77,7 @@ def test_traversals_move_one_dimension_at_a_time():
 
 
 def test_traversal_grid_rows_meet_at_the_code_of_the_first_image():
-    from pga_tf import summaries
+    from pga_tf.training import summaries
 
     encoder, decoder = models.build_models('conv_mnist', 4, 1, width=1 / 16)
     x = data.to_float(data.mnist_5k_arrays('test')[:16])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pga_tf import gmm
+from pga_tf.evaluation import gmm
 
 WEIGHTS = np.array([0.5, 0.3, 0.2])
 MEANS = np.array([[0.0, 0.0], [5.0, 5.0], [-5.0, 4.0]])

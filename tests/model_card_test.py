@@ -2,7 +2,8 @@
 import json
 import re
 
-from pga_tf import cli_flags, model_card
+from pga_tf.serving import model_card
+from pga_tf.training import cli_flags
 
 
 def _result(path, fid, std, rec, kid):

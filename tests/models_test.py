@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import models
+from pga_tf.core import models
 
 # resnet_32 is 512 wide in the original; a narrow copy keeps the test fast.
 WIDTH = {'conv_mnist': 0.25, 'conv_32': 0.25, 'resnet_32': 1 / 16, 'conv_64': 0.25}

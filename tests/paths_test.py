@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from pga_tf import paths
+from pga_tf.utils import paths
 
 
 def test_output_dir(tmp_path):

@@ -6,9 +6,10 @@ import keras
 import pytest
 from absl import flags
 
-from pga_tf import cli_flags, data, losses, models
-from pga_tf import config as config_lib
-from pga_tf.config import Config
+from pga_tf.core import losses, models
+from pga_tf.training import cli_flags, data
+from pga_tf.training import config as config_lib
+from pga_tf.training.config import Config
 
 FLAGS = flags.FLAGS
 config_lib.define_flags(FLAGS)

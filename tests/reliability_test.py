@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pga_tf import data, run_folder, train_lib
+from pga_tf.training import data, run_folder, train_lib
 from train_lib_test import _events, small_config
 
 SMALL = ['--dataset=mnist_5k', '--width=0.0625', '--batch_size=8', '--z_dim=4', '--log_every=1',

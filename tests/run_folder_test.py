@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import train_lib
-from pga_tf.config import ConfigError
-from pga_tf.run_folder import RunError, RunFolder
+from pga_tf.training import train_lib
+from pga_tf.training.config import ConfigError
+from pga_tf.training.run_folder import RunError, RunFolder
 from train_lib_test import small_config
 
 
@@ -194,7 +194,7 @@ def test_leftovers_of_interrupted_writes_are_removed(trained, tmp_path):
 def test_runs_of_an_earlier_version_keep_their_images_or_are_refused(tmp_path, caplog):
     """flags.cfg files written before --resize: CelebA's crop was 108 whatever --crop said, and
     resnet_32 upsampled by nearest neighbour."""
-    from pga_tf import cli_flags
+    from pga_tf.training import cli_flags
 
     def old_run(name, dataset, model, **kw):
         config = dataclasses.replace(cli_flags.read_preset(dataset, model), crop=0, **kw)

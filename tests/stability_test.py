@@ -3,7 +3,8 @@ log-determinant floor keep it bounded (README, Stability)."""
 import keras
 import tensorflow as tf
 
-from pga_tf import data, losses, models, trainer
+from pga_tf.core import losses, models
+from pga_tf.training import data, trainer
 
 STEPS = 60
 

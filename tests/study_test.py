@@ -61,7 +61,8 @@ def test_a_diverged_seed_is_reported_not_hidden():
 
 
 def test_a_variant_is_its_methods_preset_with_its_flags():
-    from pga_tf import cli_flags, study
+    from pga_tf import study
+    from pga_tf.training import cli_flags
 
     tuned = study.study_config('vae', 1, 100, 0.5)
     untuned = study.study_config('vae_untuned', 1, 100, 0.5)

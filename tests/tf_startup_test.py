@@ -1,5 +1,5 @@
 """TensorFlow's start-up lines are kept off stderr; anything else it prints is not."""
-from pga_tf import tf_startup
+from pga_tf.utils import tf_startup
 
 # Lines TensorFlow 2.21 printed at import on the CPU machines of this project.
 NOISE = [

@@ -10,8 +10,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from pga_tf import autotune, cli_flags, data, train_lib
-from pga_tf.config import Config, ConfigError
+from pga_tf.training import autotune, cli_flags, data, train_lib
+from pga_tf.training.config import Config, ConfigError
 
 # A small, fast configuration: the loop's behaviour without the paper's sizes.
 SMALL = dict(width=1 / 16, batch_size=4, z_dim=4, log_every=1, sample_every=2, checkpoint_every=2)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from pga_tf import data
+from pga_tf.training import data
 
 SMALL = ['--train_steps=2', '--width=0.0625', '--batch_size=8', '--z_dim=4', '--log_every=1']
 

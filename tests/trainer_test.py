@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pga_tf import losses, models, trainer
+from pga_tf.core import losses, models
+from pga_tf.training import trainer
 import tiny_models as tm
 
 WEIGHTS = losses.LossWeights(zn_rec=0.3, zh_rec=0.2, nll=0.05, vrec=0.7, vkld=0.11)

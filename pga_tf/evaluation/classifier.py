@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import data
-from pga_tf.paths import write_atomic
+from pga_tf.training import data
+from pga_tf.utils.paths import write_atomic
 
 # Bump when the network or its training changes: cached classifiers and statistics of an
 # older version are then not reused.

@@ -10,7 +10,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import data, generator, gmm, losses
+from pga_tf.core import generator, losses
+from pga_tf.evaluation import gmm
+from pga_tf.training import data
 from pga_tf.evaluation import fid, latent, metrics
 from pga_tf.evaluation.features import FeaturesUnavailable, InceptionFeatures
 
@@ -105,7 +107,7 @@ GMM_CODES = 10_000
 
 
 def fitted_mixture(folder, run, batch_size=500):
-    """The Gaussian mixture (pga_tf.gmm) of the codes f(x) of up to `GMM_CODES` training images
+    """The Gaussian mixture (pga_tf.evaluation.gmm) of the codes f(x) of up to `GMM_CODES` training images
     at the run's checkpoint: the run folder's gmm_<step>.npz, fitted and saved when missing or
     damaged.
 

@@ -12,7 +12,7 @@ Cheap (no feature network): the evaluation reports them, and training logs them 
 """
 import numpy as np
 
-from pga_tf import generator, losses
+from pga_tf.core import generator, losses
 
 PERCENTILES = (50, 90, 99)
 # A median code norm outside [1/4, 4] x the prior's is reported as a warning.

@@ -13,8 +13,8 @@ import sys
 
 from absl import flags
 
-from pga_tf import config as config_lib
-from pga_tf import run_folder
+from pga_tf.training import config as config_lib
+from pga_tf.training import run_folder
 
 FLAGS = flags.FLAGS
 
@@ -49,7 +49,7 @@ def define(*names):
 
 def preset_dir():
     """The flags/ folder: next to the package in a checkout, or where setup.py installed it."""
-    for candidate in (pathlib.Path(__file__).resolve().parent.parent / 'flags',
+    for candidate in (pathlib.Path(__file__).resolve().parents[2] / 'flags',
                       pathlib.Path(sys.prefix) / 'pga_tf_flags'):
         if candidate.is_dir():
             return candidate

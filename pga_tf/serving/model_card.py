@@ -8,7 +8,7 @@ import json
 import os
 
 import pga_tf
-from pga_tf import losses
+from pga_tf.core import losses
 
 JSON_NAME, MARKDOWN_NAME = 'model_card.json', 'model_card.md'
 PAPER = ('Zhang, Zhang, Li, Bengio, Paull. Perceptual Generative Autoencoders. ICML 2020. '

@@ -18,7 +18,8 @@ import os
 
 from absl import flags
 
-from pga_tf import data, distribute, losses, models, trainer
+from pga_tf.core import losses, models
+from pga_tf.training import data, distribute, trainer
 
 
 class ConfigError(ValueError):

@@ -11,7 +11,7 @@ Signatures (batch dimension None):
                    dims int32 [dims]: the `dims` most used latent dimensions (by the training codes'
                    spread, from the mixture; in order without one), each moved over ±2 code std
   sample_gmm       num_samples int32 [], seed int64 []   -> images uint8, z float32: z from the
-                   Gaussian mixture of the training codes (pga_tf.gmm), held as graph constants;
+                   Gaussian mixture of the training codes (pga_tf.evaluation.gmm), held as graph constants;
                    present when the export was given a mixture
 
 With `tflite`, the version folder also holds LiteRT (TFLite) models converted from two of these
@@ -27,7 +27,11 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from pga_tf import data, generator, gmm, losses, model_card, paths, tf_startup
+from pga_tf.core import generator, losses
+from pga_tf.evaluation import gmm
+from pga_tf.serving import model_card
+from pga_tf.training import data
+from pga_tf.utils import paths, tf_startup
 
 MODELS_CONFIG = 'models.config'
 # Written before being renamed into place: .tmp-<version>-<pid>/, models.config.tmp-<pid>.

@@ -9,7 +9,7 @@
   samples/         PNG grids named by step
   fixed_z.npy      the latent batch of the sample grids
   eval_*.json      results of pga_tf.evaluate, one file per features, sampler, step and sample count
-  gmm_<step>.npz   the Gaussian mixture of the codes at a checkpoint (pga_tf.gmm), fitted once
+  gmm_<step>.npz   the Gaussian mixture of the codes at a checkpoint (pga_tf.evaluation.gmm), fitted once
   .lock            held by the trainer that writes the folder
 """
 import dataclasses
@@ -26,9 +26,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import config as config_lib
-from pga_tf import generator, gmm, paths
-from pga_tf.paths import write_atomic
+from pga_tf.training import config as config_lib
+from pga_tf.core import generator
+from pga_tf.evaluation import gmm
+from pga_tf.utils import paths
+from pga_tf.utils.paths import write_atomic
 
 FLAGS_FILE = 'flags.cfg'
 HISTORY_FILE = 'history.jsonl'
@@ -74,7 +76,7 @@ class RunFolder:
         return os.path.join(self.path, name)
 
     def gmm_path(self, step):
-        """The Gaussian mixture of the codes at `step` (pga_tf.gmm), fitted once."""
+        """The Gaussian mixture of the codes at `step` (pga_tf.evaluation.gmm), fitted once."""
         return os.path.join(self.path, f'gmm_{step}.npz')
 
     # Settings and history.

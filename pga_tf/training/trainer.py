@@ -6,7 +6,8 @@ training noise, the tf.distribute strategy they live in, and their checkpoint.
 import tensorflow as tf
 import keras
 
-from pga_tf import losses, tf_startup
+from pga_tf.core import losses
+from pga_tf.utils import tf_startup
 
 OPTIMIZERS = ('sgd', 'adam')
 # The gradient norms an update reports (`apply_update`): the encoder's, the decoder's.

@@ -6,7 +6,7 @@ a place that cannot be created or written.
 """
 import os
 
-from pga_tf.config import ConfigError
+from pga_tf.training.config import ConfigError
 
 
 class PathError(ConfigError):

@@ -10,9 +10,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import (autotune, data, device_info, distribute, generator, paths, run_folder, summaries,
-                    trainer)
-from pga_tf.config import Config, ConfigError
+from pga_tf.core import generator
+from pga_tf.training import autotune, data, distribute, run_folder, summaries, trainer
+from pga_tf.utils import device_info, paths
+from pga_tf.training.config import Config, ConfigError
 from pga_tf.evaluation import evaluator, latent, metrics
 
 # Images in the fixed grids: 32 reconstructions (4 rows of 8 pairs), 8 interpolation rows.

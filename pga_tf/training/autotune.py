@@ -17,7 +17,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from pga_tf import device_info, paths
+from pga_tf.utils import device_info, paths
 
 CACHE_FILE = 'jit_choice.json'
 WARMUP, TIMED = 3, 10  # steps of each setting: untimed (tracing, compilation), then timed

@@ -14,7 +14,8 @@ them with the networks and both optimisers' slots.
 import keras
 import tensorflow as tf
 
-from pga_tf import losses, trainer
+from pga_tf.core import losses
+from pga_tf.training import trainer
 
 
 class PGA(keras.Model):

@@ -9,7 +9,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from pga_tf import data, generator, losses
+from pga_tf.core import generator, losses
+from pga_tf.training import data
 
 INTERPOLATION_STEPS = 9
 

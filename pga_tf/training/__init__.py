@@ -1,0 +1,1 @@
+"""Training: settings and presets, input pipelines, the Trainer, the loop and its run folder."""
